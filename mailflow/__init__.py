@@ -1,0 +1,3 @@
+"""mailflow: an email gateway for applications on AWS (SES in, SQS between, SES out)."""
+
+__version__ = "0.1.0"

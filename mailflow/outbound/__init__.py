@@ -1,0 +1,1 @@
+"""Outbound: app JSON on the outbound queue -> validated, claimed once, composed, sent by SES."""

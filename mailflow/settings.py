@@ -1,0 +1,215 @@
+"""Configuration, read once from the environment at start and passed down (no globals).
+
+Names are part of the operator contract: Terraform, docker compose and the README use
+them. `MAILFLOW_DOMAINS` and `MAILFLOW_APPS` accept a comma list or JSON, because the
+comma form is what people type and the JSON form is what Terraform's `jsonencode` emits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mailflow.errors import ConfigurationError
+from mailflow.inbound.config import InboundSettings
+from mailflow.outbound.config import OutboundSettings
+
+APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+ConsumerName = Literal["inbound", "outbound"]
+
+
+class AppConfig(BaseModel):
+    """One application served by mailflow; adding one is configuration, never code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    aliases: tuple[str, ...] = Field(
+        default=(),
+        description="Extra local parts (or full addresses) on our domains routed to this app.",
+    )
+    allowed_senders: tuple[str, ...] = Field(
+        default=(),
+        validation_alias=AliasChoices("allowed_senders", "allowedSenders"),
+        description="Extra From addresses the app may send as, beyond _app@ and its aliases.",
+    )
+    attachment_sources: tuple[str, ...] = Field(
+        default=(),
+        validation_alias=AliasChoices("attachment_sources", "attachmentSources"),
+        description="'bucket' or 'bucket/prefix' entries outbound attachments may be read from,"
+        " in addition to the app's own prefixes in the attachments bucket.",
+    )
+    queue: str | None = Field(default=None, description="Queue name or URL; default prefix+app.")
+
+    @field_validator("aliases", "allowed_senders")
+    @classmethod
+    def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().lower() for v in values if v.strip())
+
+
+def _split_list(value: Any) -> Any:
+    """Accept `a,b`, `["a","b"]` or a real list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the worker needs; see the README's configuration reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILFLOW_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    domains: Annotated[tuple[str, ...], NoDecode]
+    apps: Annotated[dict[str, AppConfig], NoDecode] = Field(default_factory=dict)
+    app_queue_prefix: str = "mailflow-"
+    inbound_queue: str = "mailflow-inbound"
+    outbound_queue: str = "mailflow-outbound"
+    default_queue: str = "mailflow-default"
+    dlq: str = "mailflow-dlq"
+    raw_bucket: str = "mailflow-raw"
+    attachments_bucket: str = "mailflow-attachments"
+    idempotency_table: str = "mailflow-idempotency"
+
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "MAILFLOW_AWS_REGION"),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "MAILFLOW_AWS_ENDPOINT_URL")
+    )
+
+    consumers: Annotated[tuple[ConsumerName, ...], NoDecode] = ("inbound", "outbound")
+    concurrency: int = Field(default=10, ge=1, le=100)
+    wait_time_seconds: int = Field(default=20, ge=0, le=20)
+    visibility_timeout_seconds: int = Field(default=60, ge=10, le=43200)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: int = Field(default=900, ge=1, le=43200)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    queue_depth_interval_seconds: float = Field(default=30.0, gt=0)
+    check_resources: bool = True
+
+    http_host: str = "0.0.0.0"  # noqa: S104  (a container must listen on all interfaces)
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    log_unredacted: bool = False
+
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+
+    @field_validator("domains", mode="before")
+    @classmethod
+    def _parse_domains(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("domains")
+    @classmethod
+    def _check_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(d.strip().lower().rstrip(".") for d in value if d.strip())
+        if not domains:
+            raise ValueError("at least one domain is required")
+        for domain in domains:
+            if "@" in domain or "." not in domain or " " in domain:
+                raise ValueError(f"{domain!r} is not a domain name")
+        return domains
+
+    @field_validator("consumers", mode="before")
+    @classmethod
+    def _parse_consumers(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("apps", mode="before")
+    @classmethod
+    def _parse_apps(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("{") else _split_list(value)
+        if isinstance(value, list):
+            return {str(name).strip().lower(): {} for name in value}
+        if isinstance(value, dict):
+            return {str(name).strip().lower(): cfg or {} for name, cfg in value.items()}
+        return value
+
+    @field_validator("apps")
+    @classmethod
+    def _check_app_names(cls, value: dict[str, AppConfig]) -> dict[str, AppConfig]:
+        for name in value:
+            if not re.match(APP_NAME_PATTERN, name):
+                raise ValueError(
+                    f"app name {name!r} must be lowercase letters, digits and '-' (max 63)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _check_aliases_unique(self) -> Settings:
+        seen: dict[str, str] = {}
+        for app, cfg in self.apps.items():
+            for alias in cfg.aliases:
+                if alias in seen and seen[alias] != app:
+                    raise ValueError(f"alias {alias!r} is claimed by both {seen[alias]} and {app}")
+                seen[alias] = app
+        return self
+
+    def app_queue(self, app: str) -> str:
+        """Queue name or URL for an app's inbound mail and status events."""
+        configured = self.apps[app].queue if app in self.apps else None
+        return configured or f"{self.app_queue_prefix}{app}"
+
+    def all_queues(self) -> dict[str, str]:
+        """Every queue the worker touches, keyed by role (for checks, provisioning, metrics)."""
+        queues = {
+            "inbound": self.inbound_queue,
+            "outbound": self.outbound_queue,
+            "default": self.default_queue,
+            "dlq": self.dlq,
+        }
+        for app in self.apps:
+            queues[f"app:{app}"] = self.app_queue(app)
+        return queues
+
+    def redacted(self) -> dict[str, Any]:
+        """The resolved configuration, safe to print (there are no secrets in it today)."""
+        return self.model_dump(mode="json")
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    head = str(loc[0]) if loc else "?"
+    if head.isupper():  # an alias such as AWS_REGION is already the variable's name
+        return head
+    name = "MAILFLOW_" + head.upper()
+    if head in {"inbound", "outbound"} and len(loc) > 1:
+        name += "__" + str(loc[1]).upper()
+    return name
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, turning pydantic's report into one clear message.
+
+    The message names the environment variable, because that is what an operator edits.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"invalid configuration: JSON value does not parse: {exc}") from None
