@@ -77,3 +77,19 @@ class ConfigurationError(MailflowError):
     """Settings or the resources they name are wrong; raised at start, never per message."""
 
     code = "configuration_error"
+
+
+class Defer(MailflowError):
+    """Not a failure: hold the message and hand it back later (scheduled sends).
+
+    The engine re-sends the body with `DelaySeconds` (at most 900, SQS's cap) and deletes
+    the original, so waiting does not count as a delivery attempt: a visibility change
+    would raise `ApproximateReceiveCount` and trip the queue's redrive policy.
+    """
+
+    retryable = True
+    code = "deferred"
+
+    def __init__(self, message: str, *, delay_seconds: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.delay_seconds = delay_seconds

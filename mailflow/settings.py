@@ -212,4 +212,6 @@ def load_settings(**overrides: Any) -> Settings:
         problems = [f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
     except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"invalid configuration: JSON value does not parse: {exc}") from None
+        raise ConfigurationError(
+            f"invalid configuration: JSON value does not parse: {exc}"
+        ) from None

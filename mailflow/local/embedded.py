@@ -1,0 +1,40 @@
+"""The embedded development environment: moto's server in-process, on loopback only.
+
+No Docker, no AWS account, no network: `mailflow local` starts this, provisions every
+resource the settings name, and runs the real worker against it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from moto.server import ThreadedMotoServer
+
+DEFAULTS = {
+    "MAILFLOW_DOMAINS": "example.com",
+    "MAILFLOW_APPS": "app1,app2",
+    "AWS_ACCESS_KEY_ID": "mailflow-local",
+    "AWS_SECRET_ACCESS_KEY": "mailflow-local",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def embedded_aws(port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run moto's server on host:port (0 = any free port) and yield its endpoint URL."""
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    try:
+        bound_host, bound_port = server.get_host_and_port()
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        server.stop()
+
+
+def apply_local_defaults(endpoint: str) -> None:
+    """Point this process at the embedded endpoint; keep whatever the user already set."""
+    for name, value in DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint

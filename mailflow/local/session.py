@@ -1,0 +1,62 @@
+"""`mailflow local`: provision the embedded endpoint, run the worker, say what to do next."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import anyio
+
+from mailflow.aws import open_clients
+from mailflow.provision import provision
+from mailflow.settings import Settings
+from mailflow.worker import run_worker
+
+
+def next_steps(settings: Settings, endpoint: str, smtp_port: int | None) -> str:
+    app = next(iter(settings.apps), "app1")
+    domain = settings.domains[0]
+    lines = [
+        "",
+        f"mailflow local is running: AWS endpoint {endpoint}, health/metrics on "
+        f"http://127.0.0.1:{settings.http_port}/readyz and /metrics",
+        "In another shell (same venv):",
+        f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=mailflow-local "
+        "AWS_SECRET_ACCESS_KEY=mailflow-local AWS_REGION=us-east-1 "
+        f"MAILFLOW_DOMAINS={','.join(settings.domains)} MAILFLOW_APPS={','.join(settings.apps)}",
+        f"  mailflow inject tests/fixtures/eml/plain.eml --to _{app}@{domain}",
+        f"  mailflow peek {app}",
+    ]
+    if smtp_port:
+        lines.append(
+            f"  or send mail by SMTP to 127.0.0.1:{smtp_port}, e.g. "
+            f"swaks --server 127.0.0.1:{smtp_port} --to _{app}@{domain}"
+        )
+    lines.append("Stop with Ctrl-C.")
+    return "\n".join(lines)
+
+
+async def run_local(settings: Settings, endpoint: str, smtp_port: int) -> None:
+    async with open_clients(settings) as clients:
+        for line in await provision(settings, clients):
+            print(f"provisioned {line}", file=sys.stderr)
+    smtp: Any = _optional("mailflow.local.smtp")
+    async with anyio.create_task_group() as tg:
+        if smtp is not None and smtp_port:
+            tg.start_soon(_serve_smtp, smtp, settings, smtp_port)
+        print(next_steps(settings, endpoint, smtp_port if smtp else None), file=sys.stderr)
+        await run_worker(settings)
+        tg.cancel_scope.cancel()
+
+
+async def _serve_smtp(smtp: Any, settings: Settings, port: int) -> None:
+    async with open_clients(settings) as clients:
+        await smtp.serve_smtp(settings, clients, "127.0.0.1", port)
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        return None

@@ -1,0 +1,116 @@
+"""The worker as a process: configuration errors, readiness, SIGTERM drain."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mailflow.aws import AwsClients
+from mailflow.settings import Settings
+from tests.helpers import ROOT, WorkerProcess, free_port, queue_count, receive_all, settings_env
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailflow", *args],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_bad_configuration_exits_non_zero_naming_the_variable() -> None:
+    result = run_cli({"MAILFLOW_DOMAINS": "example.com", "MAILFLOW_CONCURRENCY": "lots"}, "run")
+    assert result.returncode == 2
+    assert "MAILFLOW_CONCURRENCY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_required_variable_is_named() -> None:
+    result = run_cli({}, "check-config")
+    assert result.returncode == 2
+    assert "MAILFLOW_DOMAINS" in result.stderr
+
+
+def test_invalid_apps_json_is_named() -> None:
+    result = run_cli({"MAILFLOW_DOMAINS": "example.com", "MAILFLOW_APPS": '{"app1": '}, "run")
+    assert result.returncode == 2
+    assert "MAILFLOW_APPS" in result.stderr
+
+
+def test_check_config_prints_resolved_configuration() -> None:
+    result = run_cli({"MAILFLOW_DOMAINS": "Example.com", "MAILFLOW_APPS": "app1,app2"}, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert '"example.com"' in result.stdout
+    assert '"app2"' in result.stdout
+
+
+def test_missing_resources_are_named_at_start(settings: Settings) -> None:
+    env = settings_env(settings)  # nothing provisioned on this fresh endpoint
+    result = run_cli(env, "run")
+    assert result.returncode == 2
+    assert "queue 'mailflow-inbound'" in result.stderr
+    assert "table 'mailflow-idempotency'" in result.stderr
+
+
+async def test_sigterm_during_a_slow_handler_lets_it_finish(
+    provisioned: Settings, aws: AwsClients, tmp_path: Path
+) -> None:
+    env = {
+        **settings_env(provisioned),
+        "MAILFLOW_HTTP_PORT": str(free_port()),
+        "SLOW_SECONDS": "3",
+        "PYTHONPATH": str(ROOT),
+    }
+    inbound = await aws.queues.url(provisioned.inbound_queue)
+    for i in range(3):
+        await aws.sqs.send_message(QueueUrl=inbound, MessageBody=f"m{i}")
+    log = (tmp_path / "slow.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "e2e" / "slow_worker.py")],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while await visible(aws, inbound) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert await queue_count(aws.sqs, inbound) == 3  # all three in flight, none done
+        proc.terminate()  # SIGTERM, mid-handler
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        log.close()
+    done = await aws.queues.url(provisioned.default_queue)
+    assert sorted(await receive_all(aws.sqs, done, expect=3, timeout=5)) == ["done:m0", "done:m1", "done:m2"]
+    assert await queue_count(aws.sqs, inbound) == 0  # finished work was deleted: nothing lost
+    text = (tmp_path / "slow.log").read_text()
+    assert "worker.stopping" in text and "worker.stopped" in text
+
+
+async def visible(aws: AwsClients, url: str) -> int:
+    attrs = await aws.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def test_worker_process_helper_reports_exit(tmp_path: Path) -> None:
+    """The helper every e2e test relies on surfaces a dead worker with its log."""
+    proc = WorkerProcess({"MAILFLOW_HTTP_PORT": str(free_port())}, tmp_path / "w.log")
+    try:
+        proc.wait_ready(timeout=10)
+    except AssertionError as exc:
+        assert "MAILFLOW_DOMAINS" in str(exc)
+    else:
+        raise AssertionError("a worker without configuration must not become ready")
+    finally:
+        proc.stop()

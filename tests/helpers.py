@@ -1,0 +1,156 @@
+"""Helpers shared by integration and end-to-end tests (no pytest fixtures here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mailflow.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce `settings` in a child process."""
+    env = {
+        "MAILFLOW_DOMAINS": json.dumps(list(settings.domains)),
+        "MAILFLOW_APPS": json.dumps(
+            {app: cfg.model_dump(mode="json") for app, cfg in settings.apps.items()}
+        ),
+        "AWS_REGION": settings.aws_region,
+    }
+    if settings.aws_endpoint_url:
+        env["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    skip = {"domains", "apps", "aws_region", "aws_endpoint_url", "inbound", "outbound"}
+    for name, value in settings.model_dump(mode="json").items():
+        if name in skip:
+            continue
+        env[f"MAILFLOW_{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, list | dict) else str(value)
+        )
+    for section in ("inbound", "outbound"):
+        for name, value in getattr(settings, section).model_dump(mode="json").items():
+            if value is None:
+                continue
+            env[f"MAILFLOW_{section.upper()}__{name.upper()}"] = (
+                json.dumps(value) if isinstance(value, list | dict) else str(value)
+            )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    """The real `python -m mailflow run`, observed from outside like an operator would."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = int(env["MAILFLOW_HTTP_PORT"])
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailflow", "run"],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        """Seconds until /readyz answered 200; fails with the worker's log otherwise."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return time.monotonic() - start
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.logs()}")
+
+    def stop(self, timeout: float = 40.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+    def logs(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.logs().splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return events
+
+
+async def receive_all(
+    sqs: Any, queue_url: str, expect: int, timeout: float = 20.0, delete: bool = True
+) -> list[str]:
+    """Receive until `expect` bodies arrived (or timeout), deleting them; returns bodies.
+
+    Waits a little longer after reaching `expect` only when asked for more than expected
+    would be a bug; callers assert on the count they need.
+    """
+    bodies: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(bodies) < expect and time.monotonic() < deadline:
+        response = await sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        )
+        for message in response.get("Messages", []):
+            bodies.append(message["Body"])
+            if delete:
+                await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if not response.get("Messages"):
+            await anyio.sleep(0.2)
+    return bodies
+
+
+async def queue_count(sqs: Any, queue_url: str) -> int:
+    """Visible + in flight + delayed messages (approximate, exact on moto)."""
+    attrs = await sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )
+    return sum(int(v) for v in attrs["Attributes"].values())
