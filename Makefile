@@ -1,0 +1,37 @@
+# The two commands of the README, plus the pieces they are made of.
+#   make local   set up .venv and run the worker against the embedded AWS (no Docker, no account)
+#   make test    set up .venv and the tool venv, then lint, type-check and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: local test lint typecheck pytest lock bench clean
+
+$(STAMP): pyproject.toml requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+local: $(STAMP)
+	$(BIN)/mailflow local
+
+lint: $(STAMP)
+	$(BIN)/ruff check mailflow tests bench tools
+	$(BIN)/ruff format --check mailflow tests bench tools
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict mailflow
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+lock:
+	tools/lock.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,76 @@
+"""Pure parts of the engine and observability: backoff, classification, redaction, routes."""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError, EndpointConnectionError
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailflow.consumer import backoff_seconds, build_failure_record, classify
+from mailflow.errors import PermanentError, RetryableError, ValidationFailed
+from mailflow.handler import SqsMessage
+from mailflow.observability.http import route
+from mailflow.observability.logging import redact_address, redact_processor
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    top = [backoff_seconds(n, 5, 900, rand=lambda: 1.0) for n in range(1, 12)]
+    assert top[:5] == [5, 10, 20, 40, 80]
+    assert max(top) == 900
+    bottom = [backoff_seconds(n, 5, 900, rand=lambda: 0.0) for n in range(1, 6)]
+    assert bottom == [2, 5, 10, 20, 40]  # equal jitter: at least half the ceiling
+
+
+@given(st.integers(min_value=-5, max_value=10_000), st.floats(min_value=0, max_value=1))
+def test_backoff_is_always_a_valid_visibility(attempt: int, r: float) -> None:
+    assert 1 <= backoff_seconds(attempt, 5, 43_200, rand=lambda: r) <= 43_200
+
+
+def test_classification_decides_fate() -> None:
+    assert classify(ValidationFailed("bad")) == (False, "validation_error")
+    assert classify(PermanentError("x", code="virus")) == (False, "virus")
+    assert classify(RetryableError("later")) == (True, "retryable")
+    throttled = ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "SendEmail")
+    assert classify(throttled) == (True, "aws_Throttling")
+    assert classify(EndpointConnectionError(endpoint_url="http://x")) == (True, "transient_io")
+    assert classify(KeyError("bug")) == (True, "unexpected_error")
+
+
+def test_failure_record_keeps_the_original_body_verbatim() -> None:
+    message = SqsMessage(
+        queue="mailflow-outbound",
+        queue_url="http://q",
+        message_id="m-1",
+        receipt_handle="r",
+        body='{"ünïcode": true}',
+        attributes={"ApproximateReceiveCount": "3", "ApproximateFirstReceiveTimestamp": "1700000000000"},
+    )
+    error = ValidationFailed("email.to: required", app="app1", details={"field": "email.to"})
+    record = build_failure_record("outbound", message, error, "validation_error", False)
+    wire = json.loads(record.to_wire())
+    assert wire["body"] == '{"ünïcode": true}'
+    assert wire["errorCode"] == "validation_error"
+    assert wire["attempts"] == 3
+    assert wire["app"] == "app1"
+    assert wire["details"] == {"field": "email.to"}
+    assert wire["firstAttemptAt"].startswith("2023-11-14")
+
+
+def test_redaction_keeps_domains_and_handles_non_ascii() -> None:
+    assert redact_address("Zoë <zoë@exämple.com>") == "Zoë <***@exämple.com>"
+    event = redact_processor(
+        None, "info", {"event": "x", "subject": "Ünïcødé 🎉 subject", "to": ["a@b.com", "c@d.org"]}
+    )
+    assert event["subject"] == "<redacted 17 chars>"
+    assert event["to"] == ["***@b.com", "***@d.org"]
+
+
+def test_http_routes() -> None:
+    assert route("/healthz", lambda: False)[0] == 200
+    assert route("/readyz", lambda: False)[0] == 503
+    assert route("/readyz", lambda: True)[0] == 200
+    status, ctype, body = route("/metrics", lambda: True)
+    assert status == 200 and "text/plain" in ctype and b"mailflow_messages_received_total" in body
+    assert route("/nope", lambda: True)[0] == 404

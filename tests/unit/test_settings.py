@@ -1,0 +1,74 @@
+"""Settings: the operator contract's parsing and its error messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailflow.errors import ConfigurationError
+from mailflow.settings import load_settings
+
+
+def test_comma_and_json_lists_are_equivalent() -> None:
+    a = load_settings(domains="Example.com, example.org.", apps="App1, app2")
+    b = load_settings(domains='["example.com","example.org"]', apps='["app1","app2"]')
+    assert a.domains == b.domains == ("example.com", "example.org")
+    assert list(a.apps) == list(b.apps) == ["app1", "app2"]
+
+
+def test_apps_as_json_object_with_aliases() -> None:
+    s = load_settings(
+        domains="example.com",
+        apps='{"app1": {"aliases": ["Support"], "allowedSenders": ["noreply@example.com"]}}',
+    )
+    assert s.apps["app1"].aliases == ("support",)
+    assert s.apps["app1"].allowed_senders == ("noreply@example.com",)
+    assert s.app_queue("app1") == "mailflow-app1"
+
+
+def test_app_queue_prefix_and_override() -> None:
+    s = load_settings(
+        domains="example.com",
+        apps={"a": {}, "b": {"queue": "https://sqs.eu-west-1.amazonaws.com/1/custom"}},
+        app_queue_prefix="mf-prod-",
+    )
+    assert s.app_queue("a") == "mf-prod-a"
+    assert s.app_queue("b").endswith("/custom")
+    assert set(s.all_queues()) == {"inbound", "outbound", "default", "dlq", "app:a", "app:b"}
+
+
+def test_queue_urls_of_an_emulator_are_accepted() -> None:
+    s = load_settings(domains="example.com", inbound_queue="http://localhost:4566/000/in")
+    assert s.inbound_queue == "http://localhost:4566/000/in"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"domains": ""}, "MAILFLOW_DOMAINS"),
+        ({"domains": "not a domain"}, "MAILFLOW_DOMAINS"),
+        ({"domains": "a.com", "apps": "Bad_Name"}, "MAILFLOW_APPS"),
+        ({"domains": "a.com", "concurrency": 0}, "MAILFLOW_CONCURRENCY"),
+        ({"domains": "a.com", "consumers": "inbound,sideways"}, "MAILFLOW_CONSUMERS"),
+        ({"domains": "a.com", "inbound": {"max_email_bytes": "x"}}, "MAILFLOW_INBOUND__MAX_EMAIL_BYTES"),
+    ],
+)
+def test_errors_name_the_environment_variable(overrides: dict[str, object], variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings(**overrides)
+
+
+def test_an_alias_claimed_by_two_apps_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="support"):
+        load_settings(domains="a.com", apps={"a": {"aliases": ["support"]}, "b": {"aliases": ["support"]}})
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILFLOW_DOMAINS", "env.example")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    monkeypatch.setenv("MAILFLOW_INBOUND__MAX_EMAIL_BYTES", "1000")
+    s = load_settings()
+    assert s.domains == ("env.example",)
+    assert s.aws_region == "eu-west-1"
+    assert s.aws_endpoint_url == "http://127.0.0.1:4566"
+    assert s.inbound.max_email_bytes == 1000
