@@ -104,7 +104,9 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     started: list[WorkerProcess] = []
 
     @contextmanager
-    def start(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[WorkerProcess]:
+    def start(
+        settings: Settings, extra_env: dict[str, str] | None = None
+    ) -> Iterator[WorkerProcess]:
         env = settings_env(settings)
         env["MAILFLOW_HTTP_PORT"] = str(free_port())
         env.update(extra_env or {})
@@ -134,7 +136,9 @@ def docker_available() -> bool:
 def localstack_endpoint() -> Iterator[str]:
     """LocalStack through testcontainers; tests using it are marked `docker`."""
     if not docker_available():
-        pytest.skip("no Docker engine answers (docker.from_env().ping() failed): LocalStack skipped")
+        pytest.skip(
+            "no Docker engine answers (docker.from_env().ping() failed): LocalStack skipped"
+        )
     from testcontainers.localstack import LocalStackContainer
 
     with LocalStackContainer(image="localstack/localstack:4").with_services(

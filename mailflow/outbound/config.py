@@ -1,13 +1,88 @@
-"""Outbound settings (env `MAILFLOW_OUTBOUND__<FIELD>`)."""
+"""Outbound settings (env `MAILFLOW_OUTBOUND__<FIELD>`).
+
+Every knob has a production default; the few that exist for tests (short scheduling
+steps, a fixed fallback rate against an emulator without `GetAccount`) are ordinary
+operational settings too, documented in docs/outbound.md.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SES_MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SESv2 SendEmail raw content limit
+SES_MAX_RECIPIENTS = 50  # SES limit on To + Cc + Bcc of one message
 
 
 class OutboundSettings(BaseModel):
-    """Limits and SES options for sent mail."""
+    """Limits, rate control and SES options for sent mail."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    configuration_set: str | None = None
+    configuration_set: str | None = Field(
+        default=None, description="SES configuration set name passed on every send."
+    )
+    max_recipients: int = Field(default=SES_MAX_RECIPIENTS, ge=1, le=SES_MAX_RECIPIENTS)
+    max_message_bytes: int = Field(
+        default=SES_MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=SES_MAX_MESSAGE_BYTES,
+        description="Limit on the composed MIME message (attachments base64-encoded).",
+    )
+
+    # --- rate limiting -------------------------------------------------------------
+    max_send_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Cap in messages/s for THIS task, whatever SES allows (None: no cap).",
+    )
+    send_rate_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Share of the account's SES MaxSendRate used by all tasks together.",
+    )
+    task_count: int = Field(
+        default=1,
+        ge=1,
+        description="Expected number of worker tasks sharing the account's send rate; each"
+        " task uses MaxSendRate * send_rate_fraction / task_count.",
+    )
+    default_send_rate: float = Field(
+        default=1.0,
+        gt=0,
+        description="Account-wide rate assumed until (or when) SES GetAccount answers.",
+    )
+    rate_refresh_seconds: float = Field(default=300.0, ge=1)
+    max_rate_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Longest a send waits for a rate-limiter token before deferring.",
+    )
+    quota_pause_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=900,
+        description="How long sending pauses after SES reports the daily quota exhausted.",
+    )
+    throttle_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    throttle_backoff_max_seconds: int = Field(default=300, ge=1, le=900)
+
+    # --- scheduled send ------------------------------------------------------------
+    max_schedule_ahead_seconds: int = Field(default=14 * 24 * 3600, ge=0)
+    max_defer_step_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=900,
+        description="Longest single hold of a scheduled message in SQS (DelaySeconds).",
+    )
+
+    # --- idempotency ---------------------------------------------------------------
+    claim_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+
+    # --- composition ---------------------------------------------------------------
+    auto_submitted: Literal["auto-generated", "no"] = Field(
+        default="auto-generated",
+        description="Default Auto-Submitted header (RFC 3834) when a message gives none.",
+    )

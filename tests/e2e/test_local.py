@@ -19,7 +19,16 @@ def test_local_starts_embedded_aws_and_becomes_ready_within_10s(tmp_path: Path) 
     env["MAILFLOW_HTTP_PORT"] = str(http_port)
     log = (tmp_path / "local.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailflow", "local", "--port", str(aws_port), "--smtp-port", str(smtp_port)],
+        [
+            sys.executable,
+            "-m",
+            "mailflow",
+            "local",
+            "--port",
+            str(aws_port),
+            "--smtp-port",
+            str(smtp_port),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from mailflow.aws import AwsClients
@@ -45,7 +46,9 @@ def test_invalid_apps_json_is_named() -> None:
 
 
 def test_check_config_prints_resolved_configuration() -> None:
-    result = run_cli({"MAILFLOW_DOMAINS": "Example.com", "MAILFLOW_APPS": "app1,app2"}, "check-config")
+    result = run_cli(
+        {"MAILFLOW_DOMAINS": "Example.com", "MAILFLOW_APPS": "app1,app2"}, "check-config"
+    )
     assert result.returncode == 0, result.stderr
     assert '"example.com"' in result.stdout
     assert '"app2"' in result.stdout
@@ -84,13 +87,22 @@ async def test_sigterm_during_a_slow_handler_lets_it_finish(
         while await visible(aws, inbound) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert await queue_count(aws.sqs, inbound) == 3  # all three in flight, none done
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['MAILFLOW_HTTP_PORT']}/metrics") as r:
+            metrics_text = r.read().decode()
+        assert 'mailflow_in_flight{direction="inbound"} 3.0' in metrics_text
+        assert 'mailflow_messages_received_total{direction="inbound"} 3.0' in metrics_text
+        assert 'mailflow_queue_depth{queue="mailflow-inbound",state="in_flight"}' in metrics_text
         proc.terminate()  # SIGTERM, mid-handler
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
         log.close()
     done = await aws.queues.url(provisioned.default_queue)
-    assert sorted(await receive_all(aws.sqs, done, expect=3, timeout=5)) == ["done:m0", "done:m1", "done:m2"]
+    assert sorted(await receive_all(aws.sqs, done, expect=3, timeout=5)) == [
+        "done:m0",
+        "done:m1",
+        "done:m2",
+    ]
     assert await queue_count(aws.sqs, inbound) == 0  # finished work was deleted: nothing lost
     text = (tmp_path / "slow.log").read_text()
     assert "worker.stopping" in text and "worker.stopped" in text

@@ -255,7 +255,7 @@ async def test_concurrency_is_bounded(provisioned: Settings, aws: AwsClients, co
         handler.done.append(message.body)
 
     handler.handle = tracked  # type: ignore[method-assign]
-    await run_until(make_consumer(provisioned, aws, handler, config), lambda: len(handler.done) == count)
+    await run_until(
+        make_consumer(provisioned, aws, handler, config), lambda: len(handler.done) == count
+    )
     assert peak == 3
-
-

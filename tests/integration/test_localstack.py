@@ -26,7 +26,10 @@ async def test_provision_and_consume_on_localstack(localstack_endpoint: str) -> 
         await clients.sqs.send_message(QueueUrl=url, MessageBody="ok")
         handler = ScriptedHandler()
         consumer = Consumer(
-            queue=settings.inbound_queue, handler=handler, clients=clients, dlq=settings.dlq,
+            queue=settings.inbound_queue,
+            handler=handler,
+            clients=clients,
+            dlq=settings.dlq,
             config=FAST,
         )
         await run_until(consumer, lambda: handler.done == ["ok"])

@@ -45,7 +45,10 @@ def test_failure_record_keeps_the_original_body_verbatim() -> None:
         message_id="m-1",
         receipt_handle="r",
         body='{"ünïcode": true}',
-        attributes={"ApproximateReceiveCount": "3", "ApproximateFirstReceiveTimestamp": "1700000000000"},
+        attributes={
+            "ApproximateReceiveCount": "3",
+            "ApproximateFirstReceiveTimestamp": "1700000000000",
+        },
     )
     error = ValidationFailed("email.to: required", app="app1", details={"field": "email.to"})
     record = build_failure_record("outbound", message, error, "validation_error", False)

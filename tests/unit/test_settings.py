@@ -49,7 +49,10 @@ def test_queue_urls_of_an_emulator_are_accepted() -> None:
         ({"domains": "a.com", "apps": "Bad_Name"}, "MAILFLOW_APPS"),
         ({"domains": "a.com", "concurrency": 0}, "MAILFLOW_CONCURRENCY"),
         ({"domains": "a.com", "consumers": "inbound,sideways"}, "MAILFLOW_CONSUMERS"),
-        ({"domains": "a.com", "inbound": {"max_email_bytes": "x"}}, "MAILFLOW_INBOUND__MAX_EMAIL_BYTES"),
+        (
+            {"domains": "a.com", "inbound": {"max_email_bytes": "x"}},
+            "MAILFLOW_INBOUND__MAX_EMAIL_BYTES",
+        ),
     ],
 )
 def test_errors_name_the_environment_variable(overrides: dict[str, object], variable: str) -> None:
@@ -59,7 +62,9 @@ def test_errors_name_the_environment_variable(overrides: dict[str, object], vari
 
 def test_an_alias_claimed_by_two_apps_is_rejected() -> None:
     with pytest.raises(ConfigurationError, match="support"):
-        load_settings(domains="a.com", apps={"a": {"aliases": ["support"]}, "b": {"aliases": ["support"]}})
+        load_settings(
+            domains="a.com", apps={"a": {"aliases": ["support"]}, "b": {"aliases": ["support"]}}
+        )
 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
