@@ -70,15 +70,17 @@ def test_schema_command_writes_every_contract(tmp_path: Path, settings: Settings
     written = {p.name for p in tmp_path.iterdir()}
     assert "failure-record.schema.json" in written
     schema = json.loads((tmp_path / "failure-record.schema.json").read_text())
-    assert "errorCode" in schema["properties"] and "body" in schema["required"]
+    assert "errorCode" in schema["properties"]
+    assert "body" in schema["required"]
 
 
 async def test_missing_resources_are_reported_together(settings: Settings) -> None:
     async with open_clients(settings) as clients:
         try:
             await check_resources(settings, clients)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             text = str(exc)
         else:
             raise AssertionError("nothing is provisioned: the check must fail")
-    assert "queue 'mailflow-dlq'" in text and "bucket 'mailflow-raw'" in text
+    assert "queue 'mailflow-dlq'" in text
+    assert "bucket 'mailflow-raw'" in text

@@ -75,5 +75,7 @@ def test_http_routes() -> None:
     assert route("/readyz", lambda: False)[0] == 503
     assert route("/readyz", lambda: True)[0] == 200
     status, ctype, body = route("/metrics", lambda: True)
-    assert status == 200 and "text/plain" in ctype and b"mailflow_messages_received_total" in body
+    assert status == 200
+    assert "text/plain" in ctype
+    assert b"mailflow_messages_received_total" in body
     assert route("/nope", lambda: True)[0] == 404
