@@ -5,15 +5,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov pins a botocore that clashes with aioboto3's, so it gets a venv of its own.
+TOOLS_VENV := .venv-tools
 
 .PHONY: local test lint typecheck pytest lock bench clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+$(TOOLS_VENV)/bin/checkov: requirements-tools.lock
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --require-hashes -r requirements-tools.lock
+	touch $@
 
 local: $(STAMP)
 	$(BIN)/mailflow local
@@ -25,7 +31,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict mailflow
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(TOOLS_VENV)/bin/checkov
 	$(BIN)/pytest
 
 test: lint typecheck pytest
@@ -34,4 +40,4 @@ lock:
 	tools/lock.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .ruff_cache .pytest_cache

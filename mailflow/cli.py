@@ -38,8 +38,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from mailflow.local.embedded import apply_local_defaults, embedded_aws
-    from mailflow.local.session import run_local
+    try:
+        from mailflow.local.embedded import apply_local_defaults, embedded_aws
+        from mailflow.local.session import run_local
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"`mailflow local` needs the 'local' extra (pip install 'mailflow[local]'): {exc}"
+        ) from None
 
     with embedded_aws(port=args.port) as endpoint:
         apply_local_defaults(endpoint)
@@ -70,7 +75,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_peek(args: argparse.Namespace) -> int:
-    from mailflow.tools import peek
+    from mailflow.devtools import peek
 
     settings = _settings(args)
     for message in anyio.run(peek, settings, args.queue, args.max):
@@ -79,7 +84,7 @@ def cmd_peek(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from mailflow.tools import redrive
+    from mailflow.devtools import redrive
 
     settings = _settings(args)
     moved = anyio.run(redrive, settings, args.limit, args.dry_run)

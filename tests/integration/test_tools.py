@@ -12,7 +12,7 @@ from mailflow.idempotency import TTL_ATTRIBUTE
 from mailflow.preflight import check_resources
 from mailflow.provision import provision, redrive_max_receives
 from mailflow.settings import Settings
-from mailflow.tools import peek, redrive
+from mailflow.devtools import peek, redrive
 from tests.helpers import queue_count, receive_all
 
 

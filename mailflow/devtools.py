@@ -11,7 +11,7 @@ from mailflow.aws import open_clients
 from mailflow.contracts.failure import FailureRecord
 from mailflow.settings import Settings
 
-log = structlog.get_logger("mailflow.tools")
+log = structlog.get_logger("mailflow.devtools")
 
 
 def resolve_queue(settings: Settings, queue: str) -> str:
