@@ -16,7 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from mailflow.errors import ConfigurationError
+from mailflow.errors import MissingResource
 from mailflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Queues:
                 response = await self.sqs.get_queue_url(QueueName=name_or_url)
             except ClientError as exc:
                 if _is_missing_queue(exc):
-                    raise ConfigurationError(f"queue {name_or_url!r} does not exist") from exc
+                    raise MissingResource(f"queue {name_or_url!r} does not exist") from exc
                 raise
             self._cache[name_or_url] = response["QueueUrl"]
         return self._cache[name_or_url]

@@ -73,6 +73,13 @@ class PolicyRejected(PermanentError):
     code = "policy_rejected"
 
 
+class MissingResource(RetryableError):
+    """A queue, bucket or table is not there. Retryable per message (an operator can
+    recreate it and nothing is lost meanwhile); fatal only in the start-up check."""
+
+    code = "missing_resource"
+
+
 class ConfigurationError(MailflowError):
     """Settings or the resources they name are wrong; raised at start, never per message."""
 

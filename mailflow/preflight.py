@@ -8,7 +8,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from mailflow.aws import AwsClients, error_code
-from mailflow.errors import ConfigurationError
+from mailflow.errors import ConfigurationError, MissingResource
 from mailflow.settings import Settings
 
 
@@ -18,7 +18,7 @@ async def check_resources(settings: Settings, clients: AwsClients) -> None:
     for role, queue in settings.all_queues().items():
         try:
             await clients.queues.url(queue)
-        except ConfigurationError:
+        except MissingResource:
             missing.append(f"queue {queue!r} ({role})")
     for bucket in (settings.raw_bucket, settings.attachments_bucket):
         try:
