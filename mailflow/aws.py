@@ -35,6 +35,12 @@ _CLIENT_CONFIG = Config(
 )
 
 
+# No SDK-level retries for SES: a timed-out SendEmail that SES had accepted would be sent
+# again by botocore, behind the idempotency claim's back. The outbound handler retries
+# throttling itself (by deferring the message), so nothing is lost.
+_SES_CONFIG = _CLIENT_CONFIG.merge(Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
 def client_kwargs(settings: Settings) -> dict[str, Any]:
     """Arguments shared by every client (also used by the sync tools and tests)."""
     kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": _CLIENT_CONFIG}
@@ -92,6 +98,8 @@ async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:
     async with AsyncExitStack() as stack:
         sqs = await stack.enter_async_context(session.client("sqs", **kwargs))
         s3 = await stack.enter_async_context(session.client("s3", **kwargs))
-        ses = await stack.enter_async_context(session.client("sesv2", **kwargs))
+        ses = await stack.enter_async_context(
+            session.client("sesv2", **{**kwargs, "config": _SES_CONFIG})
+        )
         ddb = await stack.enter_async_context(session.client("dynamodb", **kwargs))
         yield AwsClients(sqs=sqs, s3=s3, ses=ses, dynamodb=ddb, queues=Queues(sqs))

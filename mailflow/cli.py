@@ -134,10 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("directory", nargs="?", default="schemas")
     schema.set_defaults(func=cmd_schema)
     for module in _PLUGINS:
-        try:
-            plugin: Any = importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
+        plugin: Any = importlib.import_module(module)
         plugin.register(sub)
     return parser
 

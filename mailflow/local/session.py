@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
 
 import anyio
 
 from mailflow.aws import open_clients
+from mailflow.local.smtp import serve_smtp
 from mailflow.provision import provision
 from mailflow.settings import Settings
 from mailflow.worker import run_worker
@@ -41,22 +40,14 @@ async def run_local(settings: Settings, endpoint: str, smtp_port: int) -> None:
     async with open_clients(settings) as clients:
         for line in await provision(settings, clients):
             print(f"provisioned {line}", file=sys.stderr)
-    smtp: Any = _optional("mailflow.local.smtp")
     async with anyio.create_task_group() as tg:
-        if smtp is not None and smtp_port:
-            tg.start_soon(_serve_smtp, smtp, settings, smtp_port)
-        print(next_steps(settings, endpoint, smtp_port if smtp else None), file=sys.stderr)
+        if smtp_port:
+            tg.start_soon(_serve_smtp, settings, smtp_port)
+        print(next_steps(settings, endpoint, smtp_port or None), file=sys.stderr)
         await run_worker(settings)
         tg.cancel_scope.cancel()
 
 
-async def _serve_smtp(smtp: Any, settings: Settings, port: int) -> None:
+async def _serve_smtp(settings: Settings, port: int) -> None:
     async with open_clients(settings) as clients:
-        await smtp.serve_smtp(settings, clients, "127.0.0.1", port)
-
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError:
-        return None
+        await serve_smtp(settings, clients, "127.0.0.1", port)

@@ -80,6 +80,13 @@ class OutboundSettings(BaseModel):
 
     # --- idempotency ---------------------------------------------------------------
     claim_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    unknown_outcome_after_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="Age of a send marker (an attempt that started SendEmail and never"
+        " finished) after which the send is reported as send_outcome_unknown instead of"
+        " waited for; must exceed the longest SendEmail call.",
+    )
 
     # --- composition ---------------------------------------------------------------
     auto_submitted: Literal["auto-generated", "no"] = Field(

@@ -90,7 +90,7 @@ def make_consumer(
 
 async def dlq_records(settings: Settings, aws: AwsClients, expect: int) -> list[FailureRecord]:
     url = await aws.queues.url(settings.dlq)
-    bodies = await receive_all(aws.sqs, url, expect=expect, timeout=10)
+    bodies = await receive_all(aws.sqs, url, expect=expect, timeout=3)
     return [FailureRecord.model_validate_json(b) for b in bodies]
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from mailflow.aws import AwsClients, open_clients
 from mailflow.cli import main
 from mailflow.contracts.failure import FailureRecord
+from mailflow.devtools import peek, redrive
 from mailflow.idempotency import TTL_ATTRIBUTE
 from mailflow.preflight import check_resources
 from mailflow.provision import provision, redrive_max_receives
 from mailflow.settings import Settings
-from mailflow.devtools import peek, redrive
 from tests.helpers import queue_count, receive_all
 
 

@@ -1,0 +1,181 @@
+"""The outbound contract: what apps put on `mailflow-outbound`, and the events they get back.
+
+Field names follow the original system's README: camelCase on the wire (`correlationId`),
+snake_case accepted too (`correlation_id`, as in its quick-start). Unknown fields are
+ignored so that apps written for a newer version do not break an older worker; a field of
+the wrong type is a validation error, never silently coerced (no int -> str).
+
+Deliberate leniencies (all documented in docs/outbound.md):
+- an address may be given as an object `{"address", "name"}` or as a bare string;
+- `to`, `cc`, `bcc` and `replyTo` accept one address or a list;
+- `headers.references` accepts a list or one string of whitespace-separated ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, RootModel, field_validator, model_validator
+
+from mailflow.contracts.base import WireModel
+
+
+def _one_or_many(value: Any) -> Any:
+    """Accept a single item where a list is expected (`"replyTo": {...}`)."""
+    if value is None:
+        return []
+    if isinstance(value, str | dict):
+        return [value]
+    return value
+
+
+class EmailAddress(WireModel):
+    """A mailbox; `name` is the display name (any Unicode)."""
+
+    address: str = Field(min_length=3, max_length=320)
+    name: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"address": value} if isinstance(value, str) else value
+
+
+class EmailBody(WireModel):
+    """At least one of `text` and `html` (checked by the validator with a clear message)."""
+
+    text: str | None = None
+    html: str | None = None
+
+
+class AttachmentRef(WireModel):
+    """An attachment the worker reads from S3 (never inline: SQS bodies are small)."""
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str | None = Field(
+        default=None, description="MIME type; guessed from the filename when absent."
+    )
+    s3_bucket: str = Field(min_length=3, max_length=63)
+    s3_key: str = Field(min_length=1, max_length=1024)
+
+
+class ThreadHeaders(WireModel):
+    """Threading headers; ids may be given with or without angle brackets."""
+
+    in_reply_to: str | None = Field(
+        default=None,
+        alias="in-reply-to",
+        validation_alias=AliasChoices("in-reply-to", "inReplyTo", "in_reply_to"),
+    )
+    references: list[str] = Field(default_factory=list)
+
+    @field_validator("references", mode="before")
+    @classmethod
+    def _split_references(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return value.replace(",", " ").split()
+        return value
+
+
+class OutboundEmail(WireModel):
+    """The email itself; `from` must be one of the sending app's own addresses."""
+
+    from_: EmailAddress = Field(alias="from", validation_alias=AliasChoices("from", "from_"))
+    to: list[EmailAddress] = Field(default_factory=list)
+    cc: list[EmailAddress] = Field(default_factory=list)
+    bcc: list[EmailAddress] = Field(default_factory=list)
+    reply_to: list[EmailAddress] = Field(default_factory=list)
+    subject: str = Field(max_length=998)
+    body: EmailBody
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=100)
+    headers: ThreadHeaders = Field(default_factory=ThreadHeaders)
+
+    @field_validator("to", "cc", "bcc", "reply_to", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+
+class SendOptions(WireModel):
+    """Per-message sending options."""
+
+    priority: Literal["high", "normal", "low"] | None = Field(
+        default=None, description="Sets X-Priority/Importance; 'normal' adds nothing."
+    )
+    scheduled_send_time: datetime | None = Field(
+        default=None,
+        description="Send at (or after) this instant; a time without zone is UTC;"
+        " at most 14 days ahead.",
+    )
+    auto_submitted: Literal["auto-generated", "auto-replied", "no"] | None = Field(
+        default=None,
+        description="RFC 3834 Auto-Submitted header; default from settings (auto-generated).",
+    )
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class OutboundMessage(WireModel):
+    """One email an app asks mailflow to send."""
+
+    version: str = Field(default="1.0", pattern=r"^1(\.\d+)?$")
+    correlation_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The app's id for this email; (source, correlationId) is sent at most"
+        " once within 24 hours.",
+    )
+    timestamp: datetime | None = None
+    source: str = Field(min_length=1, max_length=63, description="The sending app's name.")
+    email: OutboundEmail
+    options: SendOptions = Field(default_factory=SendOptions)
+
+
+class EmailSentEvent(WireModel):
+    """Put on the app's queue once SES accepted the email."""
+
+    version: Literal["1.0"] = "1.0"
+    type: Literal["email.sent"] = "email.sent"
+    correlation_id: str
+    source: str
+    ses_message_id: str = Field(description="The id SES returned (its bounce/complaint key).")
+    message_id: str = Field(description="The Message-ID header mailflow set, with brackets.")
+    sent_at: datetime
+    recipients: int = Field(description="Number of envelope recipients (to + cc + bcc).")
+
+
+class EmailFailedEvent(WireModel):
+    """Put on the app's queue when its email will not be sent (the DLQ has the details)."""
+
+    version: Literal["1.0"] = "1.0"
+    type: Literal["email.failed"] = "email.failed"
+    correlation_id: str | None = Field(
+        default=None, description="Null when the message had none (or was not JSON)."
+    )
+    source: str
+    error_code: str = Field(description="Stable code, e.g. sender_not_allowed.")
+    reason: str
+    failed_at: datetime
+    retryable: bool = Field(
+        default=False, description="True when retries of a transient error ran out."
+    )
+
+
+class OutboundStatusEvent(
+    RootModel[Annotated[EmailSentEvent | EmailFailedEvent, Field(discriminator="type")]]
+):
+    """Any status event; dispatch on `type`."""
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "outbound-message": OutboundMessage,
+    "outbound-status-event": OutboundStatusEvent,
+    "email-sent-event": EmailSentEvent,
+    "email-failed-event": EmailFailedEvent,
+}

@@ -1,0 +1,58 @@
+"""Outbound-specific Prometheus metrics (the consumer engine's generic ones are elsewhere).
+
+Labels are bounded: `app` is a configured app, `reason` a fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SEND_RATE_LIMIT = Gauge(
+    "mailflow_ses_send_rate_limit",
+    "Messages/s this task allows itself (share of SES MaxSendRate, capped).",
+)
+ACCOUNT_MAX_SEND_RATE = Gauge(
+    "mailflow_ses_account_max_send_rate",
+    "SES MaxSendRate of the account, from GetAccount (0 until known).",
+)
+QUOTA_REMAINING = Gauge(
+    "mailflow_ses_quota_remaining",
+    "SES Max24HourSend minus SentLast24Hours at the last GetAccount (-1 until known).",
+)
+QUOTA_EXHAUSTED = Gauge(
+    "mailflow_ses_quota_exhausted",
+    "1 while sending is paused because the daily quota is used up or sending is disabled.",
+)
+THROTTLED = Counter(
+    "mailflow_ses_throttled_total",
+    "SendEmail calls SES refused with a per-second throttle (retried later, not lost).",
+)
+SENT = Counter("mailflow_outbound_sent_total", "Emails SES accepted.", ["app"])
+DEFERRED = Counter(
+    "mailflow_outbound_deferred_total",
+    "Messages handed back to the queue for later, by reason.",
+    ["reason"],  # scheduled | rate_limited | throttled | quota
+)
+DUPLICATES = Counter(
+    "mailflow_outbound_duplicates_total",
+    "Claims that found the (source, correlationId) already taken, by state.",
+    ["state"],  # completed | in_progress | mismatch | send_started
+)
+OUTCOME_UNKNOWN = Counter(
+    "mailflow_outbound_send_outcome_unknown_total",
+    "Sends whose outcome could not be known (killed or cut off mid-call); never re-sent.",
+)
+GET_ACCOUNT_ERRORS = Counter(
+    "mailflow_ses_get_account_errors_total",
+    "Failed SES GetAccount refreshes (the last known or default rate stays in force).",
+)
+MESSAGE_BYTES = Histogram(
+    "mailflow_outbound_message_bytes",
+    "Size of composed MIME messages.",
+    buckets=(10_000, 100_000, 1_000_000, 5_000_000, 10_000_000, 20_000_000, 40_000_000),
+)
+SEND_SECONDS = Histogram(
+    "mailflow_outbound_ses_send_seconds",
+    "Duration of SES SendEmail calls.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -1,0 +1,167 @@
+"""A small fault-injecting HTTP proxy in front of an AWS endpoint (moto has no throttling).
+
+Every request is forwarded unchanged to the upstream endpoint, except:
+- SESv2 SendEmail (`POST /v2/email/outbound-emails`): a seeded random fraction gets an
+  SES error response instead (default `TooManyRequestsException`, HTTP 429), never
+  reaching upstream, so a faulted call certainly sent nothing;
+- with `hold_send_seconds`, a forwarded SendEmail is answered only after that delay
+  (the email *was* sent): a window in which to kill the worker mid-call;
+- SESv2 GetAccount (`GET /v2/email/account`): answered with `account` when set (moto
+  does not implement it).
+
+It runs its own event loop in a thread, so it serves sync tests, async tests and worker
+subprocesses alike. Counters tell a test that faults really happened.
+
+    with FaultProxy(upstream, fault_rate=0.3, seed=7) as proxy:
+        settings = make_settings(aws_endpoint_url=proxy.url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+SEND_PATH = "/v2/email/outbound-emails"
+ACCOUNT_PATH = "/v2/email/account"
+_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+@dataclass
+class FaultStats:
+    sends_seen: int = 0
+    sends_faulted: int = 0
+    sends_forwarded: int = 0
+    account_calls: int = 0
+
+
+@dataclass
+class FaultProxy:
+    upstream: str
+    fault_rate: float = 0.3
+    seed: int = 1234
+    error_code: str = "TooManyRequestsException"
+    error_status: int = 429
+    error_message: str = "Maximum sending rate exceeded."
+    account: dict[str, Any] | None = None
+    hold_send_seconds: float = 0.0  # forward SendEmail, then delay the answer (kill window)
+    stats: FaultStats = field(default_factory=FaultStats)
+    # SendEmail request bodies seen (JSON, with the raw MIME data removed), for assertions
+    # on the envelope: Destination, FromEmailAddress, ConfigurationSetName.
+    send_requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="fault-proxy", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fault proxy did not start")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=120), auto_decompress=False
+        )
+
+    async def _shutdown(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- behaviour --------------------------------------------------------------------
+
+    def set_fault_rate(self, rate: float) -> None:
+        with self._lock:
+            self.fault_rate = rate
+
+    def _should_fault(self) -> bool:
+        with self._lock:
+            self.stats.sends_seen += 1
+            faulted = self._random.random() < self.fault_rate
+            if faulted:
+                self.stats.sends_faulted += 1
+            else:
+                self.stats.sends_forwarded += 1
+            return faulted
+
+    def _record_send(self, body: bytes) -> None:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return
+        data.get("Content", {}).get("Raw", {}).pop("Data", None)
+        with self._lock:
+            self.send_requests.append(data)
+
+    def _error_response(self) -> web.Response:
+        body = {"__type": self.error_code, "message": self.error_message}
+        return web.Response(
+            status=self.error_status,
+            text=json.dumps(body),
+            headers={"x-amzn-ErrorType": self.error_code, "Content-Type": "application/json"},
+        )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.method == "POST" and request.path == SEND_PATH:
+            self._record_send(body)
+        if request.method == "POST" and request.path == SEND_PATH and self._should_fault():
+            return self._error_response()
+        if request.method == "GET" and request.path == ACCOUNT_PATH and self.account is not None:
+            self.stats.account_calls += 1
+            return web.json_response(self.account)
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, headers=headers, data=body
+        ) as upstream:
+            payload = await upstream.read()
+            out_headers = {
+                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
+            }
+        if request.path == SEND_PATH and self.hold_send_seconds:
+            await asyncio.sleep(self.hold_send_seconds)
+        return web.Response(status=upstream.status, body=payload, headers=out_headers)
