@@ -72,9 +72,12 @@ class InboundHandler:
             log.info("inbound.s3_test_event")
             metrics.EMAILS.labels("test_event").inc()
             return
+        structlog.contextvars.bind_contextvars(ses_message_id=notification.ses_message_id)
         try:
             received = await self._receive(notification)
             plan = route(received.recipients, self.settings)
+            if len(plan.destinations) == 1:  # the per-app metric label; several: "-"
+                structlog.contextvars.bind_contextvars(app=next(iter(plan.destinations)))
             await self._deliver_all(received, plan)
         except MailflowError as exc:
             # Lands in the DLQ record: which email, without opening the notification.

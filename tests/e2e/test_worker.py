@@ -8,10 +8,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailflow.aws import AwsClients
+from mailflow.inbound.devtools import inject
 from mailflow.settings import Settings
 from tests.helpers import ROOT, WorkerProcess, free_port, queue_count, receive_all, settings_env
 
@@ -126,3 +128,33 @@ def test_worker_process_helper_reports_exit(tmp_path: Path) -> None:
             proc.wait_ready(timeout=10)
     finally:
         proc.stop()
+
+
+async def test_worker_logs_are_json_with_message_context_and_redacted(
+    provisioned: Settings, aws: AwsClients, worker_process: Any
+) -> None:
+    raw = (ROOT / "tests" / "fixtures" / "eml" / "plain.eml").read_bytes()
+    with worker_process(provisioned) as worker:
+        worker.wait_ready()
+        ses_id = await inject(provisioned, aws, raw, ["_app1@example.com"])
+        app1 = await aws.queues.url(provisioned.app_queue("app1"))
+        assert len(await receive_all(aws.sqs, app1, expect=1, timeout=20)) == 1
+        expected = (
+            'mailflow_messages_handled_total{app="app1",direction="inbound",outcome="success"} 1.0'
+        )
+        deadline = time.monotonic() + 10
+        while expected not in worker.get("/metrics")[1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert expected in worker.get("/metrics")[1].splitlines()
+        worker.stop()
+    text = worker.logs()
+    events = worker.log_events()
+    assert events
+    assert len(events) == len([line for line in text.splitlines() if line.strip()])
+    handled = [e for e in events if e["event"] == "message.handled"]
+    assert handled[0]["direction"] == "inbound"
+    assert handled[0]["ses_message_id"] == ses_id
+    assert handled[0]["app"] == "app1"
+    assert handled[0]["sqs_message_id"]
+    assert "alice@sender.test" not in text  # addresses are personal data
+    assert "Plain text hello" not in text  # so are subjects
