@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mailflow.envlist import split_list
 from mailflow.errors import ConfigurationError
 from mailflow.inbound.config import InboundSettings
 from mailflow.outbound.config import OutboundSettings
@@ -56,16 +57,6 @@ class AppConfig(BaseModel):
     @classmethod
     def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v.strip().lower() for v in values if v.strip())
-
-
-def _split_list(value: Any) -> Any:
-    """Accept `a,b`, `["a","b"]` or a real list."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 class Settings(BaseSettings):
@@ -120,7 +111,7 @@ class Settings(BaseSettings):
     @field_validator("domains", mode="before")
     @classmethod
     def _parse_domains(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("domains")
     @classmethod
@@ -136,13 +127,13 @@ class Settings(BaseSettings):
     @field_validator("consumers", mode="before")
     @classmethod
     def _parse_consumers(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("apps", mode="before")
     @classmethod
     def _parse_apps(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = json.loads(value) if value.strip().startswith("{") else _split_list(value)
+            value = json.loads(value) if value.strip().startswith("{") else split_list(value)
         if isinstance(value, list):
             return {str(name).strip().lower(): {} for name in value}
         if isinstance(value, dict):

@@ -7,11 +7,12 @@ but a virus rejects, no sender allowlist, no rate limit.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
+
+from mailflow.envlist import split_list
 
 # Extensions Windows, macOS or a shell will execute on a double click (or that exist only
 # to carry such code). Blocked by name; real executables are also caught by their bytes.
@@ -48,15 +49,6 @@ DEFAULT_BLOCKED_CONTENT_TYPES: tuple[str, ...] = (
 
 StrList = Annotated[tuple[str, ...], NoDecode]
 VerdictAction = Literal["accept", "reject"]
-
-
-def _split(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 class InboundSettings(BaseModel):
@@ -108,7 +100,7 @@ class InboundSettings(BaseModel):
     )
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
-        return _split(value)
+        return split_list(value)
 
     @field_validator(
         "blocked_extensions",

@@ -24,13 +24,12 @@ from mailflow.settings import Settings
 from tests.fault_proxy import FaultProxy
 from tests.helpers import WorkerProcess, receive_all
 from tests.integration.outbound.support import (
-    README_CAMEL,
-    README_QUICKSTART,
     SentMail,
     message,
     sent_mail,
     text_of,
 )
+from tests.readme_examples import README_CAMEL, README_QUICKSTART
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ import anyio
 from mailflow.aws import AwsClients
 from mailflow.settings import Settings
 from tests.helpers import ROOT, receive_all, settings_env
-from tests.integration.outbound.support import README_QUICKSTART, message
+from tests.integration.outbound.support import message
+from tests.readme_examples import README_QUICKSTART
 
 
 async def run_cli(args: list[str], settings: Settings) -> tuple[int, str, str]:

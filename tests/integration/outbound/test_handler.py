@@ -20,12 +20,11 @@ from mailflow.outbound.markers import SendMarkers, marker_key
 from mailflow.settings import Settings
 from tests.helpers import receive_all
 from tests.integration.outbound.support import (
-    README_CAMEL,
-    README_QUICKSTART,
     message,
     sent_mail,
     text_of,
 )
+from tests.readme_examples import README_CAMEL, README_QUICKSTART
 
 
 def sqs_message(body: dict[str, Any] | str) -> SqsMessage:

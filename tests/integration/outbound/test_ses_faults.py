@@ -15,12 +15,11 @@ from mailflow.provision import provision
 from mailflow.settings import Settings
 from tests.fault_proxy import FaultProxy
 from tests.integration.outbound.support import (
-    README_CAMEL,
-    README_QUICKSTART,
     message,
     sent_mail,
 )
 from tests.integration.outbound.test_handler import sqs_message
+from tests.readme_examples import README_CAMEL, README_QUICKSTART
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from mailflow.outbound.attachments import encoded_size
 from mailflow.outbound.compose import LoadedAttachment, compose, message_id_for
 from mailflow.outbound.validation import parse_message, validate
 from mailflow.settings import load_settings
-from tests.unit.outbound.conftest import README_QUICKSTART
+from tests.readme_examples import README_QUICKSTART
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 56, 57, 58, 1000, 100_000])

@@ -19,7 +19,7 @@ from mailflow.errors import MailflowError
 from mailflow.outbound.compose import LoadedAttachment, compose, message_id_for
 from mailflow.outbound.validation import ValidatedEmail, parse_message, validate
 from mailflow.settings import Settings, load_settings
-from tests.unit.outbound.conftest import README_QUICKSTART
+from tests.readme_examples import README_QUICKSTART
 
 DATE = datetime(2025, 10, 31, 12, 34, 56, tzinfo=UTC)
 

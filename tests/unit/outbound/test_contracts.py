@@ -15,7 +15,7 @@ from mailflow.contracts.outbound import (
     OutboundMessage,
     OutboundStatusEvent,
 )
-from tests.unit.outbound.conftest import README_CAMEL, README_QUICKSTART
+from tests.readme_examples import README_CAMEL, README_QUICKSTART
 
 
 def test_readme_camel_case_example_parses() -> None:

@@ -19,7 +19,7 @@ from mailflow.outbound.validation import (
     validate,
 )
 from mailflow.settings import Settings
-from tests.unit.outbound.conftest import README_QUICKSTART
+from tests.readme_examples import README_QUICKSTART
 
 CONTROL_CHARS = [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\u2028", "\u2029"]
 
