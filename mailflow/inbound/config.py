@@ -51,6 +51,15 @@ StrList = Annotated[tuple[str, ...], NoDecode]
 VerdictAction = Literal["accept", "reject"]
 
 
+_LIST_FIELDS = (
+    "blocked_extensions",
+    "blocked_content_types",
+    "allowed_extensions",
+    "allowed_content_types",
+    "allowed_sender_domains",
+)
+
+
 class InboundSettings(BaseModel):
     """Policy and limits for received mail."""
 
@@ -90,25 +99,12 @@ class InboundSettings(BaseModel):
     )
     sanitize_html: bool = True
 
-    @field_validator(
-        "blocked_extensions",
-        "blocked_content_types",
-        "allowed_extensions",
-        "allowed_content_types",
-        "allowed_sender_domains",
-        mode="before",
-    )
+    @field_validator(*_LIST_FIELDS, mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         return split_list(value)
 
-    @field_validator(
-        "blocked_extensions",
-        "blocked_content_types",
-        "allowed_extensions",
-        "allowed_content_types",
-        "allowed_sender_domains",
-    )
+    @field_validator(*_LIST_FIELDS)
     @classmethod
     def _normalise(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(v.strip().lower().lstrip(".") for v in value if v.strip())
