@@ -1,10 +1,10 @@
-"""Peak memory of the inbound handler on a 40 MB email (target: RSS growth < 200 MB).
+"""Peak memory of the inbound pipeline on a 40 MB email (target: RSS growth < 200 MB).
 
     .venv/bin/python bench/inbound_memory.py [--attachment-mb 30] [--moto child|in-process]
 
 Generates an email with one random attachment (30,000,000 bytes by default: base64 makes
 the email about 41 MB, just under the 40 MiB inbound limit), stores it as SES would,
-then runs `InboundHandler.handle` once on its notification and reports how far the
+then runs `InboundPipeline.handle` once on its notification and reports how far the
 process's peak RSS (VmHWM, reset just before the run through /proc/self/clear_refs)
 rose above the RSS at that moment.
 
@@ -32,11 +32,11 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailflow.aws import open_clients
-from mailflow.handler import SqsMessage
-from mailflow.inbound.devtools import store
-from mailflow.inbound.handler import InboundHandler
-from mailflow.provision import provision
+from mailflow.aws.clients import open_clients
+from mailflow.engine.message import SqsMessage
+from mailflow.inbound.pipeline import InboundPipeline
+from mailflow.ops.inject import store
+from mailflow.ops.provision import provision
 from mailflow.settings import load_settings
 
 MB = 1024 * 1024
@@ -122,7 +122,7 @@ async def run(endpoint: str, attachment_bytes: int) -> dict[str, float]:
             receipt_handle="bench",
             body=body,
         )
-        handler = InboundHandler(settings, clients)
+        handler = InboundPipeline(settings, clients)
         gc.collect()
         before_kb = status_kb("VmRSS")
         reset_peak()

@@ -1,4 +1,4 @@
-"""Messages/s through OutboundHandler.handle against an in-process moto server.
+"""Messages/s through OutboundPipeline.handle against an in-process moto server.
 
 A figure, not an assertion. Measures the handler's own path (parse, validate, claim,
 S3 fetch, compose, send marker, SESv2 SendEmail, complete, status event) with N
@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 
 import anyio
 
-from mailflow.aws import open_clients
-from mailflow.handler import SqsMessage
+from mailflow.aws.clients import open_clients
+from mailflow.engine.message import SqsMessage
 from mailflow.local.embedded import embedded_aws
+from mailflow.ops.provision import provision
 from mailflow.outbound.compose import compose, message_id_for
-from mailflow.outbound.handler import OutboundHandler
+from mailflow.outbound.pipeline import OutboundPipeline
 from mailflow.outbound.validation import parse_message, validate
-from mailflow.provision import provision
 from mailflow.settings import Settings, load_settings
 
 
@@ -49,7 +49,7 @@ async def run_case(
     settings: Settings, messages: int, concurrency: int, attachment_bytes: int
 ) -> float:
     async with open_clients(settings) as clients:
-        handler = OutboundHandler(settings, clients)
+        handler = OutboundPipeline(settings, clients)
         attachment = None
         if attachment_bytes:
             key = f"outbound/app1/bench-{attachment_bytes}.pdf"

@@ -1,18 +1,18 @@
-"""Command line: `mailflow run | local | provision | check-config | peek | redrive | schema`.
+"""Command line: `mailflow run | local | provision | check-config | peek | redrive |
+inject | send | schema`.
 
-The inbound and outbound packages add their own developer commands (`inject`, `send`)
-through `register(subparsers)` hooks, so this module stays about the worker's life.
+`run` is the worker; everything else is an operator or developer tool (`mailflow.ops`,
+`mailflow.local`) that runs with the operator's credentials, never the task role's.
+Tools are imported when their command runs, so `--help` and `run` stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -21,7 +21,6 @@ from mailflow.observability.logging import configure_logging
 from mailflow.settings import Settings, load_settings
 
 Command = Callable[[argparse.Namespace], int]
-_PLUGINS = ("mailflow.inbound.cli", "mailflow.outbound.cli")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -31,7 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mailflow.worker import run_worker
+    from mailflow.engine.worker import run_worker
 
     anyio.run(run_worker, _settings(args))
     return 0
@@ -54,8 +53,8 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from mailflow.aws import open_clients
-    from mailflow.provision import provision
+    from mailflow.aws.clients import open_clients
+    from mailflow.ops.provision import provision
 
     settings = _settings(args)
 
@@ -70,12 +69,12 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings()
-    print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+    print(json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True))
     return 0
 
 
 def cmd_peek(args: argparse.Namespace) -> int:
-    from mailflow.devtools import peek
+    from mailflow.ops.queues import peek
 
     settings = _settings(args)
     for message in anyio.run(peek, settings, args.queue, args.max):
@@ -84,7 +83,7 @@ def cmd_peek(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from mailflow.devtools import redrive
+    from mailflow.ops.queues import redrive
 
     settings = _settings(args)
     moved = anyio.run(redrive, settings, args.limit, args.dry_run)
@@ -104,6 +103,104 @@ def cmd_schema(args: argparse.Namespace) -> int:
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {path}")
     return 0
+
+
+def _verdicts(pairs: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, status = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"mailflow inject: --verdict {pair!r} is not NAME=STATUS")
+        result[name.strip().lower()] = status.strip().upper()
+    return result
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from mailflow.aws.clients import open_clients
+    from mailflow.ops.inject import inject
+
+    settings = load_settings()
+    try:
+        raw = args.file.read_bytes()
+    except OSError as exc:
+        print(f"mailflow inject: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    verdicts = _verdicts(args.verdict)
+
+    async def go() -> str:
+        async with open_clients(settings) as clients:
+            return await inject(
+                settings,
+                clients,
+                raw,
+                args.recipients,
+                sender=args.sender,
+                verdicts=verdicts,
+                shape=args.shape,
+            )
+
+    ses_id = anyio.run(go)
+    print(f"injected {args.file} as SES message {ses_id} -> {settings.inbound_queue}")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Validate FILE.json locally, then put it on MAILFLOW_OUTBOUND_QUEUE."""
+    from mailflow.ops.send import send
+
+    settings = _settings(args)
+    if args.file == "-":
+        body = sys.stdin.read()
+    else:
+        with open(args.file, encoding="utf-8") as handle:
+            body = handle.read()
+    result = anyio.run(lambda: send(settings, body, check=not args.no_validate))
+    if result.problems:
+        for problem in result.problems:
+            print(f"invalid: {problem}", file=sys.stderr)
+        return 1
+    print(f"queued on {settings.outbound_queue}: SQS message {result.sqs_message_id}")
+    return 0
+
+
+def _add_inject(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    inject = sub.add_parser(
+        "inject",
+        help="store an .eml in the raw bucket and notify the inbound queue, as SES would",
+        description="Store FILE.eml in MAILFLOW_RAW_BUCKET and send the SES 'Received'"
+        " notification (S3 action, SNS-wrapped by default) to MAILFLOW_INBOUND_QUEUE on"
+        " whatever endpoint AWS_ENDPOINT_URL names.",
+    )
+    inject.add_argument("file", type=Path, help="the raw email (.eml)")
+    inject.add_argument(
+        "--to", dest="recipients", nargs="+", required=True, metavar="ADDR",
+        help="envelope recipients (RCPT TO); routing uses these, not the To header",
+    )  # fmt: skip
+    inject.add_argument(
+        "--from", dest="sender", metavar="ADDR", help="envelope sender [the From header]"
+    )
+    inject.add_argument(
+        "--verdict", action="append", default=[], metavar="NAME=STATUS",
+        help="override an SES verdict, e.g. --verdict virus=FAIL (spam, virus, spf, dkim, dmarc)",
+    )  # fmt: skip
+    inject.add_argument(
+        "--shape", choices=["sns", "raw", "s3"], default="sns",
+        help="notification shape: SNS-wrapped (default), raw SES JSON, or S3 event",
+    )  # fmt: skip
+    inject.set_defaults(func=cmd_inject)
+
+
+def _add_send(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = sub.add_parser(
+        "send", help="validate an outbound message JSON file and put it on the outbound queue"
+    )
+    send.add_argument("file", help="path to the JSON message, or - for stdin")
+    send.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip local validation (to test how the worker reports a bad message)",
+    )
+    send.set_defaults(func=cmd_send)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,9 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="write JSON Schema files of every contract")
     schema.add_argument("directory", nargs="?", default="schemas")
     schema.set_defaults(func=cmd_schema)
-    for module in _PLUGINS:
-        plugin: Any = importlib.import_module(module)
-        plugin.register(sub)
+    _add_inject(sub)
+    _add_send(sub)
     return parser
 
 

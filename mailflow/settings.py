@@ -177,10 +177,6 @@ class Settings(BaseSettings):
             queues[f"app:{app}"] = self.app_queue(app)
         return queues
 
-    def redacted(self) -> dict[str, Any]:
-        """The resolved configuration, safe to print (there are no secrets in it today)."""
-        return self.model_dump(mode="json")
-
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
     head = str(loc[0]) if loc else "?"

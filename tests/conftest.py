@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from mailflow.aws import AwsClients, open_clients
+from mailflow.aws.clients import AwsClients, open_clients
 from mailflow.local.embedded import embedded_aws
-from mailflow.provision import provision
+from mailflow.ops.provision import provision
 from mailflow.settings import Settings, load_settings
 from tests.helpers import WorkerProcess, free_port, settings_env
 

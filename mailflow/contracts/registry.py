@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-
 from pydantic import BaseModel
 
+from mailflow.contracts import inbound, outbound
 from mailflow.contracts.failure import FailureRecord
-
-_MODULES = ("mailflow.contracts.inbound", "mailflow.contracts.outbound")
 
 
 def all_schemas() -> dict[str, type[BaseModel]]:
-    schemas: dict[str, type[BaseModel]] = {"failure-record": FailureRecord}
-    for name in _MODULES:
-        module = importlib.import_module(name)
-        schemas.update(getattr(module, "SCHEMAS", {}))
-    return schemas
+    return {"failure-record": FailureRecord, **inbound.SCHEMAS, **outbound.SCHEMAS}

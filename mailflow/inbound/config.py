@@ -48,7 +48,6 @@ DEFAULT_BLOCKED_CONTENT_TYPES: tuple[str, ...] = (
 )
 
 StrList = Annotated[tuple[str, ...], NoDecode]
-VerdictAction = Literal["accept", "reject"]
 
 
 _LIST_FIELDS = (

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote_plus
 
 from mailflow.contracts.inbound import Verdicts, VerdictStatus
@@ -32,7 +32,6 @@ _STATUSES: frozenset[str] = frozenset({"PASS", "FAIL", "GRAY", "PROCESSING_FAILE
 class Notification:
     """Where a received email is and what SES said about it."""
 
-    kind: Literal["ses", "s3"]
     bucket: str
     key: str
     ses_message_id: str
@@ -40,7 +39,6 @@ class Notification:
     recipients: tuple[str, ...] | None  # None: S3 event, read them from the raw email
     verdicts: Verdicts = field(default_factory=Verdicts)
     envelope_sender: str | None = None
-    size: int | None = None
 
 
 def decode(body: str) -> Notification | None:
@@ -92,7 +90,6 @@ def _from_ses(document: dict[str, Any]) -> Notification:
     if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
         raise ValidationFailed("SES notification has no receipt.recipients list")
     return Notification(
-        kind="ses",
         bucket=str(bucket),
         key=str(key),
         ses_message_id=str(message_id),
@@ -119,16 +116,13 @@ def _from_s3_event(document: dict[str, Any]) -> Notification:
     if not (_text(bucket) and _text(raw_key)):
         raise ValidationFailed("S3 event lacks bucket name or object key")
     key = unquote_plus(str(raw_key))
-    size = obj.get("size")
     return Notification(
-        kind="s3",
         bucket=str(bucket),
         key=key,
         # SES names the object after its message id (after the configured prefix).
         ses_message_id=key.rsplit("/", 1)[-1],
         received_at=_time(record.get("eventTime")),
         recipients=None,
-        size=size if isinstance(size, int) else None,
     )
 
 

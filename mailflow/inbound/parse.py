@@ -42,7 +42,6 @@ class ParsedAttachment:
     filename: str | None
     content_id: str | None
     disposition: Literal["inline", "attachment"]
-    problem: str | None = None  # set when the part cannot be decoded
 
     def data(self) -> bytes:
         """The decoded bytes; an attached email is serialized back to MIME."""

@@ -6,11 +6,11 @@ import sys
 
 import anyio
 
-from mailflow.aws import open_clients
+from mailflow.aws.clients import open_clients
+from mailflow.engine.worker import run_worker
 from mailflow.local.smtp import serve_smtp
-from mailflow.provision import provision
+from mailflow.ops.provision import provision
 from mailflow.settings import Settings
-from mailflow.worker import run_worker
 
 
 def next_steps(settings: Settings, endpoint: str, smtp_port: int | None) -> str:

@@ -18,13 +18,11 @@ from typing import Any
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailflow.aws import AwsClients
-from mailflow.inbound.devtools import inject
+from mailflow.aws.clients import AwsClients
+from mailflow.ops.inject import inject
 from mailflow.settings import Settings
 
 log = structlog.get_logger("mailflow.local.smtp")
-
-DEFAULT_SMTP_PORT = 2525
 
 
 class InjectingHandler:

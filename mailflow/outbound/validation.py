@@ -12,7 +12,7 @@ import json
 import mimetypes
 import re
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
@@ -67,6 +67,7 @@ class ValidatedEmail:
     references: tuple[str, ...]
     priority: str | None
     auto_submitted: str
+    scheduled_send_time: datetime | None
     payload_hash: str
 
     @property
@@ -194,6 +195,7 @@ def _validate_for_app(message: OutboundMessage, app: str, settings: Settings) ->
         ),
         priority=message.options.priority,
         auto_submitted=message.options.auto_submitted or settings.outbound.auto_submitted,
+        scheduled_send_time=message.options.scheduled_send_time,
         payload_hash=payload_hash(message),
     )
 
@@ -346,13 +348,3 @@ def _msg_id(field: str, value: str | None) -> str | None:
             code="invalid_header",
         )
     return f"<{bare}>"
-
-
-def as_dict(email: ValidatedEmail) -> dict[str, Any]:
-    """A log-friendly summary (no bodies, no addresses beyond counts)."""
-    return {
-        "app": email.app,
-        "correlation_id": email.correlation_id,
-        "recipients": len(email.recipients),
-        "attachments": len(email.attachments),
-    }

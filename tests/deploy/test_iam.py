@@ -158,15 +158,14 @@ def test_walker_maps_calls_special_cases_and_kms(tmp_path: Path) -> None:
     }
 
 
-def test_walker_skips_operator_files_and_ignored_lines(tmp_path: Path) -> None:
+def test_walker_skips_operator_directories_and_ignored_lines(tmp_path: Path) -> None:
     call = "async def f(c):\n    await c.sqs.purge_queue(QueueUrl='q')\n"
     root = _package(
         tmp_path,
         {
-            "devtools.py": call,
-            "inbound/devtools.py": call,
+            "ops/provision.py": call,
+            "ops/inject.py": call,
             "local/env.py": call,
-            "provision.py": call,
             "cli.py": call,
             "worker.py": "async def f(c):\n"
             "    await c.sqs.purge_queue(QueueUrl='q')  # iam: ignore\n",
@@ -176,6 +175,13 @@ def test_walker_skips_operator_files_and_ignored_lines(tmp_path: Path) -> None:
     result = iam.derive(root)
     assert result.calls == []
     assert result.problems == []
+
+
+def test_a_files_name_excludes_nothing(tmp_path: Path) -> None:
+    """Only the directory decides: a worker module called devtools.py is still walked."""
+    call = "async def f(c):\n    await c.sqs.purge_queue(QueueUrl='q')\n"
+    root = _package(tmp_path, {"inbound/devtools.py": call})
+    assert [c.operation for c in iam.derive(root).calls] == ["PurgeQueue"]
 
 
 def test_walker_reports_ambiguous_and_dynamic_calls(tmp_path: Path) -> None:

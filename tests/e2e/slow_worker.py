@@ -13,13 +13,13 @@ from typing import Any
 
 import anyio
 
-from mailflow.aws import AwsClients, open_clients
+from mailflow.aws.clients import AwsClients, open_clients
 from mailflow.contracts.failure import FailureRecord
+from mailflow.engine.message import BackgroundJob, Outcome, SqsMessage
+from mailflow.engine.worker import run_worker
 from mailflow.errors import MailflowError
-from mailflow.handler import SqsMessage
 from mailflow.observability.logging import configure_logging
 from mailflow.settings import load_settings
-from mailflow.worker import run_worker
 
 
 @dataclass
@@ -29,10 +29,14 @@ class SlowHandler:
     seconds: float
     direction: Any = "inbound"
 
-    async def handle(self, message: SqsMessage) -> None:
+    def background_jobs(self) -> list[BackgroundJob]:
+        return []
+
+    async def handle(self, message: SqsMessage) -> Outcome:
         await anyio.sleep(self.seconds)
         url = await self.clients.queues.url(self.done_queue)
         await self.clients.sqs.send_message(QueueUrl=url, MessageBody=f"done:{message.body}")
+        return Outcome()
 
     async def on_permanent_failure(
         self, message: SqsMessage, error: MailflowError, record: FailureRecord

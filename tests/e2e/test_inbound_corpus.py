@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from mailflow.aws import AwsClients
-from mailflow.inbound.devtools import inject
+from mailflow.aws.clients import AwsClients
+from mailflow.ops.inject import inject
 from mailflow.settings import Settings
 from tests.fixtures.eml.make_corpus import PDF_SMALL, PNG_1X1, corpus
 from tests.integration.inbound.support import collect, wait_drained

@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 import pytest
 
-from mailflow.aws import AwsClients
-from mailflow.inbound.devtools import inject, store
+from mailflow.aws.clients import AwsClients
+from mailflow.ops.inject import inject, store
 from mailflow.settings import Settings
 from tests.fixtures.eml.make_corpus import big_email, corpus
 from tests.helpers import queue_count

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from mailflow.aws import AwsClients
+from mailflow.aws.clients import AwsClients
 from mailflow.settings import Settings
 from tests.fault_proxy import FaultProxy
 from tests.helpers import queue_count, receive_all

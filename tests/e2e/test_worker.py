@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mailflow.aws import AwsClients
-from mailflow.inbound.devtools import inject
+from mailflow.aws.clients import AwsClients
+from mailflow.ops.inject import inject
 from mailflow.settings import Settings
 from tests.helpers import ROOT, WorkerProcess, free_port, queue_count, receive_all, settings_env
 

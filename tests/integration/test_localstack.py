@@ -5,12 +5,12 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from mailflow.aws import open_clients
-from mailflow.consumer import Consumer
-from mailflow.preflight import check_resources
-from mailflow.provision import provision
+from mailflow.aws.clients import open_clients
+from mailflow.engine.consumer import Consumer
+from mailflow.engine.preflight import check_resources
+from mailflow.ops.provision import provision
 from mailflow.settings import load_settings
-from tests.integration.test_consumer import FAST, ScriptedHandler, run_until
+from tests.integration.engine.test_consumer import FAST, ScriptedHandler, run_until
 
 pytestmark = pytest.mark.docker
 

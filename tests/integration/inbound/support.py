@@ -9,9 +9,9 @@ from typing import Any
 
 import anyio
 
-from mailflow.aws import AwsClients
-from mailflow.handler import SqsMessage
-from mailflow.inbound.handler import InboundHandler
+from mailflow.aws.clients import AwsClients
+from mailflow.engine.message import SqsMessage
+from mailflow.inbound.pipeline import InboundPipeline
 from mailflow.settings import Settings
 
 
@@ -80,5 +80,5 @@ async def next_inbound(settings: Settings, aws: AwsClients) -> SqsMessage:
 
 async def handle_next(settings: Settings, aws: AwsClients) -> SqsMessage:
     message = await next_inbound(settings, aws)
-    await InboundHandler(settings, aws).handle(message)
+    await InboundPipeline(settings, aws).handle(message)
     return message

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mailflow.aws import AwsClients
-from mailflow.outbound.handler import OutboundHandler
+from mailflow.aws.clients import AwsClients
+from mailflow.outbound.pipeline import OutboundPipeline
 from mailflow.settings import Settings
 
 FAST_OUTBOUND: dict[str, Any] = {"default_send_rate": 500.0}
@@ -24,5 +24,5 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def handler(aws: AwsClients, provisioned: Settings) -> OutboundHandler:
-    return OutboundHandler(provisioned, aws)
+def handler(aws: AwsClients, provisioned: Settings) -> OutboundPipeline:
+    return OutboundPipeline(provisioned, aws)

@@ -1,25 +1,26 @@
 """Scheduled send through the real consumer engine and SQS, with a clock the test moves.
 
-Approach (no 40-minute sleep): the handler's wall clock is injected; `max_defer_step_seconds`
+Approach (no 40-minute sleep): the pipeline's wall clock is injected; `max_defer_step_seconds`
 is 1, so a held message comes back from SQS every ~1 real second and is judged against
-the fake clock. The test walks the fake clock through the 40 minutes in jumps and checks
-that nothing is sent before the scheduled time and that the send happens within one
-jump (20 s of fake time) after it; the `sentAt` of the `email.sent` event is read on the
-same fake clock.
+the fake clock. The test walks the fake clock through the 40 minutes in jumps, waits
+each time until the pipeline has judged the message at the new time (an observed
+outcome, not a sleep), and checks that nothing is sent before the scheduled time and
+that the send happens within one jump (20 s of fake time) after it; the `sentAt` of the
+`email.sent` event is read on the same fake clock.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from mailflow.aws import AwsClients
-from mailflow.consumer import Consumer, EngineConfig
-from mailflow.outbound.handler import OutboundHandler
+from mailflow.aws.clients import AwsClients
+from mailflow.engine.consumer import Consumer, EngineConfig
+from mailflow.engine.message import Outcome, SqsMessage
+from mailflow.outbound.pipeline import OutboundPipeline
 from mailflow.settings import Settings
 from tests.helpers import receive_all
 from tests.integration.outbound.support import message, sent_mail
@@ -40,7 +41,27 @@ async def test_message_40_minutes_ahead_is_held_then_sent_on_time(
 ) -> None:
     settings = make_settings(outbound={"default_send_rate": 500.0, "max_defer_step_seconds": 1})
     clock = JumpingClock(T0)
-    handler = OutboundHandler(settings, aws, clock=clock)
+    handler = OutboundPipeline(settings, aws, clock=clock)
+    judged: list[tuple[datetime, Outcome]] = []
+    judge = handler.handle
+
+    async def observed(message: SqsMessage) -> Outcome:
+        at = clock.now
+        outcome = await judge(message)
+        judged.append((at, outcome))
+        return outcome
+
+    handler.handle = observed  # type: ignore[method-assign]
+
+    async def judged_at(moment: datetime) -> Outcome:
+        """The outcome of the first judgment made at fake time `moment` (waited for)."""
+        with anyio.fail_after(15):
+            while True:
+                for at, outcome in judged:
+                    if at == moment:
+                        return outcome
+                await anyio.sleep(0.05)
+
     consumer = Consumer(
         queue=settings.outbound_queue,
         handler=handler,
@@ -57,19 +78,15 @@ async def test_message_40_minutes_ahead_is_held_then_sent_on_time(
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(consumer.run, stop, 5.0)
-        await anyio.sleep(2.5)  # several hops at T0
-        assert sent_mail(moto_endpoint) == []
-        for fake in [T0 + timedelta(minutes=m) for m in (10, 25, 39)]:
+        for fake in [T0 + timedelta(minutes=m) for m in (0, 10, 25, 39)]:
             clock.now = fake
-            await anyio.sleep(1.5)
+            assert (await judged_at(fake)).deferral is not None, f"not held at {fake}"
             assert sent_mail(moto_endpoint) == [], f"sent early at {fake}"
         clock.now = scheduled - timedelta(seconds=40)
-        deadline = time.monotonic() + 15
-        while not sent_mail(moto_endpoint) and time.monotonic() < deadline:
+        while (await judged_at(clock.now)).deferral is not None:
+            assert sent_mail(moto_endpoint) == [], f"sent early at {clock.now}"
             assert clock.now < scheduled + timedelta(minutes=2)
-            await anyio.sleep(1.5)  # > one hop: the message was judged at this fake time
-            if not sent_mail(moto_endpoint):
-                clock.now += timedelta(seconds=20)
+            clock.now += timedelta(seconds=20)
         stop.set()
     (mail,) = sent_mail(moto_endpoint)
     url = await aws.queues.url(settings.app_queue("app1"))

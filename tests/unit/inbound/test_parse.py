@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailflow.contracts.inbound import RawEmailLocation
-from mailflow.inbound import build
+from mailflow.inbound import message as build
+from mailflow.inbound.attachments import attachment_names
 from mailflow.inbound.parse import decode_text_bytes, parse_bytes
 from mailflow.inbound.routing import Destination
 from tests.fixtures.eml.make_corpus import PDF_SMALL, PNG_1X1, corpus
@@ -270,9 +271,10 @@ def test_hostile_headers_never_break_parsing(headers: list[tuple[str, bytes]]) -
         parsed = parse_bytes(raw)
         for attachment in parsed.attachments:
             attachment.data()
-        build.attachment_names(parsed)
+        attachment_names(parsed)
         build.build_message(
             parsed=parsed,
+            body=build.readable_body(parsed, sanitize=True),
             destination=Destination(
                 key="app1", domain="example.com", recipients=["_app1@example.com"]
             ),

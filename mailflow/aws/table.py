@@ -1,0 +1,217 @@
+"""The one DynamoDB table: claims, send markers and rate windows, behind verbs.
+
+Pipelines never call `put_item`; they `claim`, `complete`, `release`, `mark_send`,
+`clear_send_mark` and `count_in_window`. Every write is a single conditional write, never
+check-then-act (AWS Powertools' idempotency utility is the model).
+
+Claims move `(absent) -> in_progress -> completed`; a failure before the side effect
+releases the claim so that a retry can take it again:
+
+    worker A: claim ──────────── side effect ── complete
+    worker B:        claim -> in_progress (retry later) ...  claim -> completed (skip)
+
+The in-progress lease is short (the SQS visibility timeout) so that a worker killed
+mid-flight does not block the message for ever; the item's own expiry is long (24 h by
+default) and is checked in the condition itself, because DynamoDB's TTL deletes expired
+items only eventually (up to days later).
+
+A send marker is written just before SES `SendEmail` and removed only when SES answered
+with an error: a later attempt that finds one knows an earlier send's outcome is unknown.
+A rate window counts distinct ids per key; a repeated id is not counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from mailflow.aws.keys import KEY_ATTRIBUTE, TTL_ATTRIBUTE
+from mailflow.errors import aws_error_code
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+ClaimStatus = Literal["acquired", "completed", "in_progress", "mismatch"]
+
+_CLAIM_CONDITION = (
+    "attribute_not_exists(#pk) OR #exp < :now OR (#status = :in_progress AND #lease < :now)"
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of `Table.claim`."""
+
+    status: ClaimStatus
+    result: dict[str, str] = field(default_factory=dict)
+
+
+def decide_claim(existing: dict[str, Any], payload_hash: str) -> Claim:
+    """Pure: what an existing, live claim means for a new claimant."""
+    stored_hash = existing.get("payloadHash", {}).get("S", "")
+    if payload_hash and stored_hash and stored_hash != payload_hash:
+        return Claim("mismatch")
+    if existing.get("status", {}).get("S") == COMPLETED:
+        result = {k: v["S"] for k, v in existing.get("result", {}).get("M", {}).items()}
+        return Claim("completed", result)
+    return Claim("in_progress")
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return aws_error_code(exc) == _CONDITION_FAILED
+
+
+@dataclass
+class Table:
+    """Every read and write of the idempotency table (`MAILFLOW_IDEMPOTENCY_TABLE`)."""
+
+    dynamodb: DynamoDBClient
+    name: str
+    clock: Callable[[], float] = time.time
+
+    # --- claims ----------------------------------------------------------------------
+
+    async def claim(
+        self, key: str, *, payload_hash: str, lease_seconds: float, ttl_seconds: int
+    ) -> Claim:
+        now = self.clock()
+        item = {
+            KEY_ATTRIBUTE: {"S": key},
+            "status": {"S": IN_PROGRESS},
+            "payloadHash": {"S": payload_hash},
+            "leaseExpiresAt": {"N": f"{now + lease_seconds:.3f}"},
+            TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
+            "createdAt": {"N": f"{now:.3f}"},
+        }
+        try:
+            await self.dynamodb.put_item(
+                TableName=self.name,
+                Item=item,
+                ConditionExpression=_CLAIM_CONDITION,
+                ExpressionAttributeNames={
+                    "#pk": KEY_ATTRIBUTE,
+                    "#exp": TTL_ATTRIBUTE,
+                    "#status": "status",
+                    "#lease": "leaseExpiresAt",
+                },
+                ExpressionAttributeValues={
+                    ":now": {"N": f"{now:.3f}"},
+                    ":in_progress": {"S": IN_PROGRESS},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            existing = await self._existing(exc, key)
+            if not existing:
+                # Released between our write and our read: the holder failed before its
+                # side effect, so the caller may retry the claim right away.
+                return Claim("in_progress")
+            return decide_claim(existing, payload_hash)
+        return Claim("acquired")
+
+    async def complete(self, key: str, result: dict[str, str]) -> None:
+        """Mark the side effect done; later claims see `completed` with this result."""
+        await self.dynamodb.update_item(
+            TableName=self.name,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            UpdateExpression="SET #status = :completed, #result = :result REMOVE leaseExpiresAt",
+            ExpressionAttributeNames={"#status": "status", "#result": "result"},
+            ExpressionAttributeValues={
+                ":completed": {"S": COMPLETED},
+                ":result": {"M": {k: {"S": v} for k, v in result.items()}},
+            },
+        )
+
+    async def release(self, key: str) -> None:
+        """Give up an in-progress claim so that a retry can take it (never a completed one)."""
+        try:
+            await self.dynamodb.delete_item(
+                TableName=self.name,
+                Key={KEY_ATTRIBUTE: {"S": key}},
+                ConditionExpression="#status = :in_progress",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":in_progress": {"S": IN_PROGRESS}},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    # --- send markers ----------------------------------------------------------------
+
+    async def mark_send(self, key: str, ttl_seconds: int) -> float | None:
+        """Write the marker; None on success, else the existing marker's age in seconds."""
+        now = self.clock()
+        try:
+            await self.dynamodb.put_item(
+                TableName=self.name,
+                Item={
+                    KEY_ATTRIBUTE: {"S": key},
+                    "startedAt": {"N": f"{now:.3f}"},
+                    TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #exp < :now",
+                ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE, "#exp": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            old = await self._existing(exc, key)
+            started = float(old.get("startedAt", {}).get("N", now)) if old else now
+            return max(0.0, now - started)
+        return None
+
+    async def clear_send_mark(self, key: str) -> None:
+        """SES answered with an error: nothing was sent, a retry may send."""
+        await self.dynamodb.delete_item(TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}})
+
+    # --- rate windows ----------------------------------------------------------------
+
+    async def count_in_window(self, key: str, member: str, *, limit: int, ttl_seconds: int) -> bool:
+        """Add `member` to the window unless it is full; False when over `limit`.
+
+        One conditional UpdateItem: the set grows while below the limit *or* when it
+        already holds the member, so a redelivery is never counted twice and concurrent
+        workers cannot overshoot.
+        """
+        try:
+            await self.dynamodb.update_item(
+                TableName=self.name,
+                Key={KEY_ATTRIBUTE: {"S": key}},
+                UpdateExpression="ADD #ids :id_set SET #exp = :exp",
+                ConditionExpression="attribute_not_exists(#ids) OR size(#ids) < :limit"
+                " OR contains(#ids, :id)",
+                ExpressionAttributeNames={"#ids": "ids", "#exp": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":id_set": {"SS": [member]},
+                    ":id": {"S": member},
+                    ":limit": {"N": str(limit)},
+                    ":exp": {"N": str(int(self.clock()) + ttl_seconds)},
+                },
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
+
+    async def _existing(self, exc: ClientError, key: str) -> dict[str, Any]:
+        """The item a condition failed on: from the error (one call) or a consistent read."""
+        old: Any = exc.response.get("Item")
+        if old:
+            return dict(old)
+        response = await self.dynamodb.get_item(
+            TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
+        )
+        return dict(response.get("Item", {}))

@@ -1,0 +1,127 @@
+"""Create every resource the settings name, idempotently, against any endpoint.
+
+For the embedded environment, LocalStack and tests; production resources come from
+Terraform (deploy/terraform), which mirrors these attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from mailflow.aws.clients import AwsClients
+from mailflow.aws.keys import KEY_ATTRIBUTE, TTL_ATTRIBUTE
+from mailflow.errors import aws_error_code
+from mailflow.settings import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs.literals import QueueAttributeNameType
+
+log = structlog.get_logger("mailflow.provision")
+
+RETENTION_SECONDS = 14 * 24 * 3600
+MAX_MESSAGE_BYTES = 262_144
+
+
+def queue_name(name_or_url: str) -> str:
+    return name_or_url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def redrive_max_receives(settings: Settings) -> int:
+    """SQS's own redrive sits above the worker's attempts: it only catches crash loops."""
+    return settings.max_attempts + 2
+
+
+async def _create_queue(
+    clients: AwsClients, name: str, attributes: dict[QueueAttributeNameType, str]
+) -> str:
+    response = await clients.sqs.create_queue(QueueName=name, Attributes=attributes)
+    return response["QueueUrl"]
+
+
+async def provision_queue(
+    clients: AwsClients, settings: Settings, name: str, *, with_redrive: bool = True
+) -> str:
+    base: dict[QueueAttributeNameType, str] = {
+        "MessageRetentionPeriod": str(RETENTION_SECONDS),
+        "VisibilityTimeout": str(settings.visibility_timeout_seconds),
+        "MaximumMessageSize": str(MAX_MESSAGE_BYTES),
+    }
+    if not with_redrive:
+        return await _create_queue(clients, name, base)
+    dlq_url = await _create_queue(clients, f"{name}-dlq", base)
+    attrs = await clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    redrive = {
+        "deadLetterTargetArn": attrs["Attributes"]["QueueArn"],
+        "maxReceiveCount": str(redrive_max_receives(settings)),
+    }
+    url = await _create_queue(clients, name, {**base, "RedrivePolicy": json.dumps(redrive)})
+    # create_queue does not update an existing queue's attributes; make them converge.
+    await clients.sqs.set_queue_attributes(
+        QueueUrl=url, Attributes={**base, "RedrivePolicy": json.dumps(redrive)}
+    )
+    return url
+
+
+async def provision_bucket(clients: AwsClients, settings: Settings, bucket: str) -> None:
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if settings.aws_region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws_region}
+    try:
+        await clients.s3.create_bucket(**kwargs)
+    except ClientError as exc:
+        if aws_error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+
+
+async def provision_table(clients: AwsClients, table: str) -> None:
+    try:
+        await clients.dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        waiter = clients.dynamodb.get_waiter("table_exists")
+        await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    except ClientError as exc:
+        if aws_error_code(exc) != "ResourceInUseException":
+            raise
+    try:
+        await clients.dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+    except ClientError as exc:  # already enabled
+        if aws_error_code(exc) != "ValidationException":
+            raise
+
+
+async def provision_identity(clients: AwsClients, domain: str) -> None:
+    try:
+        await clients.ses.create_email_identity(EmailIdentity=domain)
+    except ClientError as exc:
+        if aws_error_code(exc) != "AlreadyExistsException":
+            raise
+
+
+async def provision(settings: Settings, clients: AwsClients) -> list[str]:
+    """Create everything; returns a human-readable list of what now exists."""
+    done: list[str] = []
+    for role, queue in settings.all_queues().items():
+        name = queue_name(queue)
+        await provision_queue(clients, settings, name, with_redrive=role != "dlq")
+        done.append(f"queue {name}" + ("" if role == "dlq" else f" (+ {name}-dlq)"))
+    for bucket in (settings.raw_bucket, settings.attachments_bucket):
+        await provision_bucket(clients, settings, bucket)
+        done.append(f"bucket {bucket}")
+    await provision_table(clients, settings.idempotency_table)
+    done.append(f"table {settings.idempotency_table} (TTL on {TTL_ATTRIBUTE})")
+    for domain in settings.domains:
+        await provision_identity(clients, domain)
+        done.append(f"SES identity {domain}")
+    log.info("provision.done", resources=len(done))
+    return done

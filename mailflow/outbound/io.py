@@ -1,0 +1,108 @@
+"""The outbound pipeline's I/O: attachments from S3, the SES call, status events to apps.
+
+What an AWS error means for the message is `mailflow.errors.fate`'s decision; this module
+names the operation and the contract's codes. The allowed (bucket, prefix) check of an
+attachment happened during validation; here it is only read, streamed, and abandoned
+mid-stream once it outgrows the size budget instead of being buffered whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mailflow.aws.clients import AwsClients
+from mailflow.errors import PolicyRejected, aws_errors
+from mailflow.outbound.compose import LoadedAttachment
+from mailflow.outbound.validation import AttachmentPlan, ValidatedEmail
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+
+CHUNK_BYTES = 1024 * 1024
+ATTACHMENT_CODES = {
+    "object_not_found": "attachment_not_found",
+    "access_denied": "attachment_unreadable",
+}
+
+
+def encoded_size(raw_bytes: int) -> int:
+    """Bytes a part of `raw_bytes` takes in the message: base64 (4/3) in 76-char lines + CRLF."""
+    b64 = -(-raw_bytes // 3) * 4
+    return b64 + -(-b64 // 76) * 2
+
+
+def _too_large(limit: int) -> PolicyRejected:
+    return PolicyRejected(
+        f"attachments exceed the message size limit of {limit} bytes (after base64 encoding)",
+        code="message_too_large",
+    )
+
+
+async def fetch_attachments(
+    s3: S3Client, plans: tuple[AttachmentPlan, ...], *, budget_bytes: int
+) -> list[LoadedAttachment]:
+    """Read every attachment; `budget_bytes` is what the encoded parts may use in total."""
+    loaded: list[LoadedAttachment] = []
+    used = 0
+    for plan in plans:
+        data = await _fetch_one(s3, plan, budget_bytes - used, budget_bytes)
+        used += encoded_size(len(data))
+        loaded.append(LoadedAttachment(plan.filename, plan.content_type, data))
+    return loaded
+
+
+async def _fetch_one(s3: S3Client, plan: AttachmentPlan, room: int, limit: int) -> bytes:
+    where = f"attachment s3://{plan.bucket}/{plan.key}"
+    with aws_errors(f"reading {where}", ATTACHMENT_CODES):
+        response = await s3.get_object(Bucket=plan.bucket, Key=plan.key)
+        body = response["Body"]
+        try:
+            # ContentLength first (no download at all), then the bytes as they arrive (an
+            # object can be replaced between the header and the read).
+            if encoded_size(int(response.get("ContentLength", 0))) > room:
+                raise _too_large(limit)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in body.iter_chunks(CHUNK_BYTES):
+                size += len(chunk)
+                if encoded_size(size) > room:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+        finally:
+            body.close()
+    return b"".join(chunks)
+
+
+def send_email_request(
+    email: ValidatedEmail, raw: bytes, configuration_set: str | None
+) -> dict[str, Any]:
+    """SESv2 SendEmail arguments: the envelope (Bcc only here) and the raw MIME."""
+    request: dict[str, Any] = {
+        "FromEmailAddress": email.sender.address,
+        "Destination": {
+            "ToAddresses": [m.address for m in email.to],
+            "CcAddresses": [m.address for m in email.cc],
+            "BccAddresses": [m.address for m in email.bcc],
+        },
+        "Content": {"Raw": {"Data": raw}},
+    }
+    if configuration_set:
+        request["ConfigurationSetName"] = configuration_set
+    return request
+
+
+@dataclass
+class StatusEvents:
+    """Puts status events on an app's queue (the queue its inbound mail arrives on)."""
+
+    clients: AwsClients
+
+    async def emit(self, queue: str, event_type: str, body: str) -> None:
+        with aws_errors(f"SendMessage {event_type} to {queue}"):
+            url = await self.clients.queues.url(queue)
+            await self.clients.sqs.send_message(
+                QueueUrl=url,
+                MessageBody=body,
+                MessageAttributes={"type": {"DataType": "String", "StringValue": event_type}},
+            )

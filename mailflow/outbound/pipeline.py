@@ -1,0 +1,326 @@
+"""The outbound pipeline: SQS message in, at most one SES send out, a status event back.
+
+    parse -> validate -> scheduled? (defer) -> governor: rate / quota (defer)
+      -> claim (source, correlationId) -> fetch attachments -> compose -> send marker
+      -> SESv2 SendEmail (raw) -> complete claim -> `email.sent` to the app's queue
+
+Exactly once: the claim is one conditional write; a failure *before* the SES call
+releases it (a retry may send); a failure whose outcome is unknown (killed or cut off
+during the call) keeps the send marker, so no later attempt sends again. A completed
+claim re-emits the stored `email.sent` event instead of sending: the event may thus
+arrive twice (apps dedupe on correlationId), but it is never lost.
+
+Waiting never burns delivery attempts: a scheduled send, a busy rate limiter, SES
+throttling and an exhausted daily quota return a deferral, which the engine turns into
+a re-send with `DelaySeconds` (the message stays queued, its receive count starts afresh).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+from mailflow.aws import keys
+from mailflow.aws.clients import AwsClients
+from mailflow.aws.table import Table
+from mailflow.contracts.failure import FailureRecord
+from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent
+from mailflow.engine.cpu import run_cpu
+from mailflow.engine.message import BackgroundJob, Deferral, Direction, Outcome, SqsMessage
+from mailflow.errors import (
+    MailflowError,
+    MissingResource,
+    PermanentError,
+    PolicyRejected,
+    as_mailflow_error,
+    describe,
+    fate,
+)
+from mailflow.outbound import metrics
+from mailflow.outbound.compose import compose, message_id_for
+from mailflow.outbound.governor import SendGovernor
+from mailflow.outbound.io import StatusEvents, encoded_size, fetch_attachments, send_email_request
+from mailflow.outbound.schedule import defer_seconds
+from mailflow.outbound.validation import ValidatedEmail, parse_message, raw_source, validate
+from mailflow.settings import Settings
+
+log = structlog.get_logger("mailflow.outbound")
+
+# Errors raised before a request reached SES: nothing can have been sent.
+_NOT_SENT_IO = (EndpointConnectionError, ConnectTimeoutError)
+# SES's refusals, named for the outbound contract (docs/outbound.md).
+SES_CODES = {"aws_bad_request": "ses_bad_request"}
+
+
+class SendOutcomeUnknown(PermanentError):
+    """An earlier attempt may have sent this email; sending again could duplicate it."""
+
+    code = "send_outcome_unknown"
+
+
+class _Hold(Exception):
+    """Stop here and hand the message back later; `handle` turns it into a deferral."""
+
+    def __init__(self, deferral: Deferral) -> None:
+        super().__init__(deferral.reason)
+        self.deferral = deferral
+
+
+class OutboundPipeline:
+    """The outbound pipeline, plugged into the consumer engine."""
+
+    direction: Direction = "outbound"
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.outbound
+        self.clients = clients
+        self.clock = clock
+        self.rand = rand
+        self.table = Table(clients.dynamodb, settings.idempotency_table, clock)
+        self.governor = SendGovernor(self.config, clients.ses, clock=clock, rand=rand)
+        self.events = StatusEvents(clients)
+
+    def background_jobs(self) -> Sequence[BackgroundJob]:
+        return self.governor.background_jobs()
+
+    async def handle(self, message: SqsMessage) -> Outcome:
+        email = validate(parse_message(message.body, self.settings), self.settings)
+        structlog.contextvars.bind_contextvars(app=email.app, correlation_id=email.correlation_id)
+        try:
+            await self._send_once(email)
+        except _Hold as hold:
+            return Outcome(app=email.app, deferral=hold.deferral)
+        except MailflowError as exc:
+            exc.app = exc.app or email.app  # lands in the failure record, picks the event queue
+            raise
+        return Outcome(app=email.app)
+
+    async def _send_once(self, email: ValidatedEmail) -> None:
+        delay = defer_seconds(
+            email.scheduled_send_time,
+            datetime.fromtimestamp(self.clock(), tz=UTC),
+            max_ahead_seconds=self.config.max_schedule_ahead_seconds,
+            max_step_seconds=self.config.max_defer_step_seconds,
+        )
+        if delay:
+            metrics.DEFERRED.labels("scheduled").inc()
+            raise _Hold(Deferral(delay, f"scheduled send: {delay}s to wait"))
+        wait = await self.governor.admit()
+        if wait is not None:
+            raise _Hold(wait)
+        key = keys.outbound_email(email.app, email.correlation_id)
+        claim = await self.table.claim(
+            key,
+            payload_hash=email.payload_hash,
+            lease_seconds=self.settings.visibility_timeout_seconds,
+            ttl_seconds=self.config.claim_ttl_seconds,
+        )
+        if claim.status == "completed":
+            metrics.DUPLICATES.labels("completed").inc()
+            log.info(
+                "outbound.duplicate_already_sent", ses_message_id=claim.result.get("sesMessageId")
+            )
+            await self._emit_sent(email.app, claim.result)
+            return
+        if claim.status == "mismatch":
+            metrics.DUPLICATES.labels("mismatch").inc()
+            raise PolicyRejected(
+                f"correlationId {email.correlation_id!r} was already used by app {email.app!r}"
+                " for a different email within 24 hours; this one is not sent",
+                code="idempotency_conflict",
+            )
+        if claim.status == "in_progress":
+            metrics.DUPLICATES.labels("in_progress").inc()
+            # Usually a racing duplicate whose twin finishes within a second; if the
+            # holder died, its lease lapses. Waiting is not a failed attempt.
+            raise _Hold(Deferral(self._short_delay(), "another worker holds the claim"))
+        result = await self._send_claimed(email, key)
+        await self._complete(key, result)
+        metrics.SENT.labels(email.app).inc()
+        self.governor.sent()
+        log.info(
+            "outbound.sent", ses_message_id=result["sesMessageId"], recipients=result["recipients"]
+        )
+        await self._emit_sent(email.app, result)
+
+    async def _send_claimed(self, email: ValidatedEmail, key: str) -> dict[str, str]:
+        """Everything between claim and SES; releases the claim when nothing was sent."""
+        mark = keys.send_marker(email.app, email.correlation_id)
+        try:
+            raw, message_id = await self._build(email)
+            age = await self.table.mark_send(mark, self.config.claim_ttl_seconds)
+        except BaseException:
+            await self._release(key)
+            raise
+        if age is not None:
+            # Do not release: the holder of the earlier attempt may still complete.
+            raise self._marker_found(age)
+        sent_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+        ses_message_id = await self._call_ses(email, raw, key, mark)
+        return {
+            "sesMessageId": ses_message_id,
+            "messageId": message_id,
+            "sentAt": sent_at.isoformat(),
+            "recipients": str(len(email.recipients)),
+            "correlationId": email.correlation_id,
+        }
+
+    async def _build(self, email: ValidatedEmail) -> tuple[bytes, str]:
+        limit = self.config.max_message_bytes
+        bodies = len((email.text or "").encode()) + len((email.html or "").encode())
+        attachments = await fetch_attachments(
+            self.clients.s3, email.attachments, budget_bytes=limit - encoded_size(bodies)
+        )
+        message_id = message_id_for(email)
+        date = datetime.fromtimestamp(self.clock(), tz=UTC)
+        build = functools.partial(compose, email, attachments, message_id=message_id, date=date)
+        # base64 of a 20 MB file takes ~0.5 s of CPU: the loop must keep turning meanwhile.
+        raw = await run_cpu(build, size=bodies + sum(len(a.data) for a in attachments))
+        metrics.MESSAGE_BYTES.observe(len(raw))
+        if len(raw) > limit:
+            raise PolicyRejected(
+                f"composed message is {len(raw)} bytes; the limit is {limit}",
+                code="message_too_large",
+            )
+        return raw, message_id
+
+    def _marker_found(self, age: float) -> Exception:
+        metrics.DUPLICATES.labels("send_started").inc()
+        # A live sender finishes its SendEmail call well within this; an older marker
+        # belongs to an attempt that died mid-send.
+        if age < self.config.unknown_outcome_after_seconds:
+            reason = "an earlier attempt started sending this email; waiting for its outcome"
+            return _Hold(Deferral(self._short_delay(), reason))
+        metrics.OUTCOME_UNKNOWN.inc()
+        return SendOutcomeUnknown(
+            f"an attempt {int(age)}s ago was interrupted while SES was sending this email;"
+            " it may or may not have gone out, and it is not sent again to avoid a duplicate"
+        )
+
+    async def _call_ses(self, email: ValidatedEmail, raw: bytes, key: str, mark: str) -> str:
+        request = send_email_request(email, raw, self.config.configuration_set)
+        started = time.monotonic()
+        try:
+            response = await self.clients.ses.send_email(**request)
+        except ClientError as exc:
+            # SES answered: nothing was sent, so a retry may send.
+            await self._forget(key, mark)
+            raise self._refusal(exc) from exc
+        except _NOT_SENT_IO:
+            await self._forget(key, mark)
+            raise
+        except BaseException:
+            # Cut off mid-call (timeout, cancelled): the outcome is unknown. Keep the
+            # marker and the claim; the lease lapses and a later attempt reports it.
+            log.error("outbound.send_interrupted")
+            raise
+        finally:
+            metrics.SEND_SECONDS.observe(time.monotonic() - started)
+        return str(response["MessageId"])
+
+    def _refusal(self, exc: ClientError) -> Exception:
+        """What SES's refusal means: wait (throttle, quota) or the message's fate."""
+        code = fate(exc).code
+        if code == "aws_throttled":
+            return _Hold(self.governor.throttled(describe(exc)))
+        if code == "ses_quota":
+            return _Hold(self.governor.quota_exhausted(describe(exc)))
+        return as_mailflow_error(exc, "SES refused the email", SES_CODES)
+
+    def _short_delay(self) -> int:
+        """A few seconds, jittered so that racing duplicates do not stay in lockstep."""
+        return 2 + int(self.rand() * 4)
+
+    # --- idempotency bookkeeping: shielded, because a cancelled send must still settle -
+
+    async def _release(self, key: str) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.table.release(key)
+            except Exception as exc:
+                # The lease lapses by itself; the retry is only delayed.
+                log.warning("outbound.release_failed", error=describe(exc))
+
+    async def _forget(self, key: str, mark: str) -> None:
+        """Nothing was sent: drop the marker, then the claim (in that order)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.table.clear_send_mark(mark)
+            except Exception as exc:
+                # Keeping the claim makes the retry wait for the lease, then see the
+                # marker; better a reported unknown outcome than a possible duplicate.
+                log.warning("outbound.marker_clear_failed", error=describe(exc))
+                return
+            await self._release(key)
+
+    async def _complete(self, key: str, result: dict[str, str]) -> None:
+        """Record the send; retried in place, because SES already sent the email."""
+        with anyio.CancelScope(shield=True):
+            for attempt in range(3):
+                try:
+                    await self.table.complete(key, result)
+                    return
+                except Exception as exc:
+                    log.warning(
+                        "outbound.complete_failed", error=describe(exc), attempt=attempt + 1
+                    )
+                    await anyio.sleep(0.2 * 2**attempt)
+        # The marker still stops any re-send; the app still gets its event below.
+        log.error("outbound.complete_abandoned", key=key)
+
+    # --- status events ---------------------------------------------------------------
+
+    async def _emit_sent(self, app: str, result: dict[str, str]) -> None:
+        event = EmailSentEvent(
+            correlation_id=result.get("correlationId", ""),
+            source=app,
+            ses_message_id=result.get("sesMessageId", ""),
+            message_id=result.get("messageId", ""),
+            sent_at=datetime.fromisoformat(result["sentAt"])
+            if "sentAt" in result
+            else datetime.now(UTC),
+            recipients=int(result.get("recipients", "0")),
+        )
+        await self.events.emit(
+            self.settings.app_queue(app), event.type, event.model_dump_json(by_alias=True)
+        )
+
+    async def on_permanent_failure(
+        self, message: SqsMessage, error: MailflowError, record: FailureRecord
+    ) -> None:
+        """Tell the app its email will not go out (when the app is known at all)."""
+        source, correlation_id = raw_source(message.body)
+        app = error.app or (source if source in self.settings.apps else None)
+        if app is None:
+            log.warning("outbound.failure_without_app", error_code=record.error_code)
+            return
+        event = EmailFailedEvent(
+            correlation_id=correlation_id,
+            source=app,
+            error_code=record.error_code,
+            reason=record.reason,
+            failed_at=datetime.now(UTC),
+            retryable=record.retryable,
+        )
+        try:
+            await self.events.emit(
+                self.settings.app_queue(app), event.type, event.model_dump_json(by_alias=True)
+            )
+        except MissingResource as exc:
+            # The app's queue is missing: retrying would loop; the failure record stands.
+            log.error("outbound.failure_event_undeliverable", error=str(exc))

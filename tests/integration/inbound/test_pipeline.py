@@ -1,0 +1,195 @@
+"""The inbound handler against a real AWS-protocol endpoint (moto server over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+
+from mailflow.aws.clients import AwsClients
+from mailflow.engine.message import SqsMessage
+from mailflow.errors import MailflowError, PermanentError, PolicyRejected
+from mailflow.inbound.pipeline import InboundPipeline
+from mailflow.ops.inject import inject
+from mailflow.settings import Settings
+from tests.fixtures.eml.make_corpus import PDF_SMALL, corpus
+from tests.helpers import queue_count, receive_all
+from tests.integration.inbound.support import handle_next, next_inbound
+
+CORPUS = corpus()
+
+
+async def app_messages(
+    aws: AwsClients, settings: Settings, app: str, expect: int = 1
+) -> list[dict[str, Any]]:
+    url = await aws.queues.url(
+        settings.app_queue(app) if app != "default" else settings.default_queue
+    )
+    return [json.loads(b) for b in await receive_all(aws.sqs, url, expect=expect, timeout=5)]
+
+
+async def test_plain_email_reaches_its_app(provisioned: Settings, aws: AwsClients) -> None:
+    ses_id = await inject(provisioned, aws, CORPUS["plain.eml"], ["_app1@example.com"])
+    await handle_next(provisioned, aws)
+    [message] = await app_messages(aws, provisioned, "app1")
+    assert message["email"]["subject"] == "Plain text hello"
+    assert message["metadata"]["sesMessageId"] == ses_id
+    assert message["metadata"]["rawEmail"]["s3Bucket"] == provisioned.raw_bucket
+
+
+async def test_attachments_are_stored_with_type_name_and_working_url(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    await inject(provisioned, aws, CORPUS["attachments.eml"], ["_app1@example.com"])
+    await handle_next(provisioned, aws)
+    [message] = await app_messages(aws, provisioned, "app1")
+    pdf, png = message["email"]["attachments"]
+    assert pdf["filename"] == "report.pdf"
+    assert pdf["contentType"] == "application/pdf"
+    assert pdf["status"] == "stored"
+    assert pdf["size"] == len(PDF_SMALL)
+    assert pdf["s3Bucket"] == provisioned.attachments_bucket
+    assert pdf["s3Key"].startswith("inbound/app1/")
+    assert pdf["s3Key"].endswith(pdf["id"])
+    head = await aws.s3.head_object(Bucket=pdf["s3Bucket"], Key=pdf["s3Key"])
+    assert head["ContentType"] == "application/pdf"
+    assert head["Metadata"]["original-filename"] == "report.pdf"
+    with urllib.request.urlopen(pdf["presignedUrl"], timeout=5) as response:
+        assert response.read() == PDF_SMALL
+    assert png["contentType"] == "image/png"
+    assert png["detectedContentType"] == "image/png"
+
+
+async def test_duplicate_notification_sends_once(provisioned: Settings, aws: AwsClients) -> None:
+    await inject(provisioned, aws, CORPUS["plain.eml"], ["_app1@example.com"])
+    message = await next_inbound(provisioned, aws)
+    handler = InboundPipeline(provisioned, aws)
+    await handler.handle(message)
+    await handler.handle(message)  # redelivery
+    assert len(await app_messages(aws, provisioned, "app1", expect=2)) == 1
+
+
+async def test_failure_after_one_app_retries_only_the_missing_one(
+    make_settings: Any, provisioned: Settings, aws: AwsClients
+) -> None:
+    # app2's queue does not exist yet: app1 is served, app2 fails.
+    await aws.sqs.delete_queue(QueueUrl=await aws.queues.url(provisioned.app_queue("app2")))
+    await inject(
+        provisioned, aws, CORPUS["multiple-apps.eml"], ["_app1@example.com", "_app2@example.com"]
+    )
+    message = await next_inbound(provisioned, aws)
+    with pytest.raises(MailflowError) as info:
+        await InboundPipeline(provisioned, aws).handle(message)
+    assert info.value.app == "app2"
+    assert len(await app_messages(aws, provisioned, "app1")) == 1
+    await aws.sqs.create_queue(QueueName=provisioned.app_queue("app2"))
+    aws.queues._cache.clear()
+    await InboundPipeline(provisioned, aws).handle(message)
+    assert len(await app_messages(aws, provisioned, "app2")) == 1
+    assert await queue_count(aws.sqs, await aws.queues.url(provisioned.app_queue("app1"))) == 0
+
+
+async def test_missing_raw_object_is_permanent(provisioned: Settings, aws: AwsClients) -> None:
+    await inject(provisioned, aws, CORPUS["plain.eml"], ["_app1@example.com"], key="gone")
+    await aws.s3.delete_object(Bucket=provisioned.raw_bucket, Key="gone")
+    with pytest.raises(PermanentError) as info:
+        await handle_next(provisioned, aws)
+    assert info.value.code == "raw_email_missing"
+
+
+async def test_too_large_email_is_rejected_before_parsing(
+    make_settings: Any, aws: AwsClients
+) -> None:
+    settings = make_settings(inbound={"max_email_bytes": 1000})
+    await inject(settings, aws, CORPUS["attachments.eml"], ["_app1@example.com"])
+    with pytest.raises(PolicyRejected) as info:
+        await handle_next(settings, aws)
+    assert info.value.code == "email_too_large"
+
+
+async def test_s3_event_reads_recipient_and_verdicts_from_ses_headers(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    await inject(
+        provisioned, aws, CORPUS["bcc-only.eml"], ["_app2@example.com"], shape="s3",
+        key="inbound-raw/with space+plus/abc",
+    )  # fmt: skip
+    await handle_next(provisioned, aws)
+    [message] = await app_messages(aws, provisioned, "app2")
+    assert message["metadata"]["recipientSource"] == "received-header"
+    assert message["metadata"]["rawEmail"]["s3Key"] == "inbound-raw/with space+plus/abc"
+    assert message["metadata"]["verdicts"]["virus"] == "PASS"
+
+
+async def test_rate_limit_counts_each_email_once(make_settings: Any, aws: AwsClients) -> None:
+    settings = make_settings(inbound={"rate_limit_per_hour": 2})
+    handler = InboundPipeline(settings, aws)
+    messages: list[SqsMessage] = []
+    for _ in range(3):
+        await inject(settings, aws, CORPUS["plain.eml"], ["_app1@example.com"])
+        messages.append(await next_inbound(settings, aws))
+    await handler.handle(messages[0])
+    await handler.handle(messages[0])  # a redelivery does not count again
+    await handler.handle(messages[1])
+    with pytest.raises(PolicyRejected) as info:
+        await handler.handle(messages[2])
+    assert info.value.code == "rate_limited"
+    assert len(await app_messages(aws, settings, "app1", expect=3)) == 2
+
+
+async def test_queue_maximum_size_is_what_moto_enforces(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    url = await aws.queues.url(provisioned.app_queue("app1"))
+    attrs = await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
+    assert attrs["Attributes"]["MaximumMessageSize"] == "262144"
+
+
+async def test_rejected_unknown_app_still_serves_the_other_apps(
+    make_settings: Any, aws: AwsClients
+) -> None:
+    settings = make_settings(inbound={"unknown_app": "reject"})
+    ses_id = await inject(
+        settings, aws, CORPUS["plain.eml"], ["_nosuch@example.com", "_app2@example.com"]
+    )
+    with pytest.raises(PolicyRejected) as info:
+        await handle_next(settings, aws)
+    assert info.value.code == "unknown_app"
+    assert info.value.details == {
+        "rejected": {"_nosuch@example.com": "no app named 'nosuch'"},
+        "sesMessageId": ses_id,
+    }
+    [message] = await app_messages(aws, settings, "app2")
+    assert message["metadata"]["recipients"] == ["_app2@example.com"]
+    assert await queue_count(aws.sqs, await aws.queues.url(settings.default_queue)) == 0
+
+
+async def test_blocked_sender_and_spam_policy_reject_before_any_delivery(
+    make_settings: Any, aws: AwsClients
+) -> None:
+    settings = make_settings(
+        inbound={"allowed_sender_domains": ["partner.test"], "reject_spam": True}
+    )
+    await inject(settings, aws, CORPUS["plain.eml"], ["_app1@example.com"])
+    with pytest.raises(PolicyRejected) as info:
+        await handle_next(settings, aws)
+    assert info.value.code == "sender_not_allowed"
+    await inject(
+        settings, aws, CORPUS["plain.eml"], ["_app1@example.com"], verdicts={"spam": "FAIL"}
+    )
+    with pytest.raises(PolicyRejected) as info:
+        await handle_next(settings, aws)
+    assert info.value.code == "spam_detected"
+    assert await queue_count(aws.sqs, await aws.queues.url(settings.app_queue("app1"))) == 0
+
+
+async def test_s3_event_virus_header_rejects(provisioned: Settings, aws: AwsClients) -> None:
+    await inject(
+        provisioned, aws, CORPUS["virus.eml"], ["_app1@example.com"], shape="s3",
+        verdicts={"virus": "FAIL"},
+    )  # fmt: skip
+    with pytest.raises(PolicyRejected) as info:
+        await handle_next(provisioned, aws)
+    assert info.value.code == "virus_detected"
