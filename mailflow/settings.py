@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL", "MAILFLOW_AWS_ENDPOINT_URL")
     )
+    # Service-specific endpoints, as the AWS SDKs read them (they win over the one above):
+    # e.g. SES v2 from moto beside a LocalStack that has none.
+    aws_endpoint_url_sqs: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_SQS")
+    aws_endpoint_url_s3: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL_S3")
+    aws_endpoint_url_sesv2: str | None = Field(
+        default=None, validation_alias="AWS_ENDPOINT_URL_SESV2"
+    )
+    aws_endpoint_url_dynamodb: str | None = Field(
+        default=None, validation_alias="AWS_ENDPOINT_URL_DYNAMODB"
+    )
 
     consumers: Annotated[tuple[ConsumerName, ...], NoDecode] = ("inbound", "outbound")
     concurrency: int = Field(default=10, ge=1, le=100)
@@ -95,7 +105,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=8, ge=1, le=100)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: int = Field(default=900, ge=1, le=43200)
-    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=45.0, ge=0)
+    max_in_flight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     queue_depth_interval_seconds: float = Field(default=30.0, gt=0)
     check_resources: bool = True
 
@@ -159,6 +170,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"alias {alias!r} is claimed by both {seen[alias]} and {app}")
                 seen[alias] = app
         return self
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint of one service: its own variable first, then AWS_ENDPOINT_URL."""
+        specific: str | None = getattr(self, f"aws_endpoint_url_{service}", None)
+        return specific or self.aws_endpoint_url
 
     def app_queue(self, app: str) -> str:
         """Queue name or URL for an app's inbound mail and status events."""

@@ -7,8 +7,8 @@ the snake_case -> OperationName map), and maps each operation to its IAM actions
 (most are `<prefix>:<Operation>`; the exceptions are in IAM_OVERRIDES, with sources).
 tests/deploy/test_iam.py compares the result with the Terraform task-role policy.
 
-Excluded: operator/dev-only files (devtools.py, mailflow/local/**, mailflow/provision.py,
-mailflow/cli.py) - they run with the operator's credentials, not the task role's.
+Excluded: operator/dev-only code (mailflow/ops/**, mailflow/local/**, mailflow/cli.py) - it
+runs with the operator's credentials, not the task role's.
 A call that only looks like an AWS call can be excluded with `# iam: ignore` on its line.
 
     python tools/iam_actions.py               # table (markdown) of calls -> actions
@@ -19,7 +19,6 @@ A call that only looks like an AWS call can be excluded with `# iam: ignore` on 
 from __future__ import annotations
 
 import ast
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,9 +39,8 @@ SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "dynamodb": ("dynamodb", ("dynamodb", "ddb", "dynamo", "table")),
 }
 
-EXCLUDED_NAMES = {"devtools.py"}
-EXCLUDED_PATHS = {"mailflow/provision.py", "mailflow/cli.py"}
-EXCLUDED_DIRS = {"mailflow/local"}
+EXCLUDED_PATHS = {"mailflow/cli.py"}
+EXCLUDED_DIRS = {"mailflow/local", "mailflow/ops"}
 IGNORE_MARKER = "# iam: ignore"
 
 # Operations whose IAM action is not `<prefix>:<OperationName>`.
@@ -145,7 +143,7 @@ def worker_files(package: Path = PACKAGE) -> Iterator[Path]:
     """Python files that run with the task role (operator/dev tools excluded)."""
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package.parent).as_posix()
-        if path.name in EXCLUDED_NAMES or rel in EXCLUDED_PATHS:
+        if rel in EXCLUDED_PATHS:
             continue
         if any(rel.startswith(d + "/") for d in EXCLUDED_DIRS):
             continue
@@ -238,33 +236,57 @@ def derive(package: Path = PACKAGE) -> Derivation:
 
 
 def markdown_table(derivation: Derivation) -> str:
-    """Action -> operations -> files calling them, for docs/deployment.md."""
-    by_action: dict[str, dict[str, list[str]]] = {}
+    """IAM action -> operations -> modules calling them (paths, no line numbers, so the
+    table changes only when what the code calls changes), for docs/deployment.md."""
+    operations_of: dict[str, set[str]] = {}
+    modules_of: dict[str, set[str]] = {}
     for call in derivation.calls:
         for action in call.actions:
-            by_action.setdefault(action, {}).setdefault(
-                f"{call.service} {call.operation}", []
-            ).append(call.path)
-    for action in sorted(derivation.actions - set(by_action)):
-        implied_by = sorted(a for a in by_action if action in KMS_IMPLIED.get(a, ()))
-        by_action[action] = {"(SSE-KMS for " + ", ".join(implied_by) + ")": []}
-    rows = ["| IAM action | operation (service) | called in |", "| --- | --- | --- |"]
-    for action in sorted(by_action):
-        for op, sites in sorted(by_action[action].items()):
-            files = ", ".join(f"`{s}`" for s in sorted(set(sites)))
-            rows.append(f"| `{action}` | {op} | {files} |")
+            operations_of.setdefault(action, set()).add(f"{call.service} {call.operation}")
+            modules_of.setdefault(action, set()).add(call.path)
+    rows = ["| IAM action | operations | called in |", "| --- | --- | --- |"]
+    for action in sorted(derivation.actions):
+        if action in operations_of:
+            operations = ", ".join(sorted(operations_of[action]))
+            modules = ", ".join(f"`{path}`" for path in sorted(modules_of[action]))
+        else:
+            implied_by = sorted(a for a in operations_of if action in KMS_IMPLIED.get(a, ()))
+            operations = "SSE-KMS, implied by " + ", ".join(f"`{a}`" for a in implied_by)
+            modules = "(the calls of those actions)"
+        rows.append(f"| `{action}` | {operations} | {modules} |")
     return "\n".join(rows)
 
 
-def write_docs(derivation: Derivation, doc: Path = ROOT / "docs" / "deployment.md") -> None:
-    """Replace the table between the IAM_TABLE markers of the deployment guide."""
-    text = doc.read_text()
-    block = f"<!-- BEGIN_IAM_TABLE -->\n{markdown_table(derivation)}\n<!-- END_IAM_TABLE -->"
-    doc.write_text(
-        re.sub(
-            r"<!-- BEGIN_IAM_TABLE -->.*<!-- END_IAM_TABLE -->", lambda _: block, text, flags=re.S
-        )
+def docs_block(derivation: Derivation) -> str:
+    """The generated part of the deployment guide: the table and what it leaves out."""
+    excluded = sorted([f"`{p}`" for p in EXCLUDED_PATHS] + [f"`{d}/`" for d in EXCLUDED_DIRS])
+    return "\n".join(
+        [
+            markdown_table(derivation),
+            "",
+            f"Not counted (they run with an operator's credentials): {', '.join(excluded)},"
+            f" and lines marked `{IGNORE_MARKER}`.",
+        ]
     )
+
+
+DOC = ROOT / "docs" / "deployment.md"
+BEGIN, END = "<!-- BEGIN_IAM_TABLE -->", "<!-- END_IAM_TABLE -->"
+
+
+def render_docs(text: str, derivation: Derivation) -> str:
+    """`text` (the deployment guide) with the block between the IAM_TABLE markers
+    regenerated; tests/deploy/test_docs_iam_table.py compares the result with the file."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"the deployment guide lacks the {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{docs_block(derivation)}\n{END}{tail}"
+
+
+def write_docs(derivation: Derivation, doc: Path = DOC) -> None:
+    """Replace the table between the IAM_TABLE markers of the deployment guide."""
+    doc.write_text(render_docs(doc.read_text(), derivation))
 
 
 def main(argv: list[str]) -> int:

@@ -1,12 +1,19 @@
-# CloudWatch alarms: DLQs not empty, oldest message too old, no running task, SES
-# bounce and complaint rates. Actions go to var.alarm_actions.
+# CloudWatch alarms: messages that failed (from the worker's log lines), SQS redrive
+# DLQs not empty (crash loops), oldest message too old, no running task, SES bounce and
+# complaint rates. Actions go to var.alarm_actions.
+#
+# Not alarmed: the depth of MAILFLOW_DLQ (the worker's failure-record queue). It also
+# receives policy rejections (virus, blocked attachment, unknown app, invalid outbound
+# JSON), which are normal operation; the worker logs one line per permanent fate, and
+# the metric filters below tell failures from rejections.
 
 locals {
-  # The worker's failure-record queue (MAILFLOW_DLQ) plus every SQS redrive DLQ.
+  # Every SQS redrive DLQ: only messages the worker could not judge at all reach them.
   dead_letter_queues = merge(
-    { "dlq" = aws_sqs_queue.this["dlq"].name },
     { for role, q in aws_sqs_queue.dlq : "${role}-dlq" => q.name },
+    { for q in aws_sqs_queue.ses_events_dlq : "ses-events-dlq" => q.name },
   )
+  metrics_namespace = "mailflow/${var.name}"
   # Queues that should be drained continuously (by the worker or by an app).
   flowing_queues = { for role, q in aws_sqs_queue.this : role => q.name if role != "dlq" }
 }
@@ -14,11 +21,59 @@ locals {
 resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   for_each            = local.dead_letter_queues
   alarm_name          = "${each.value}-not-empty"
-  alarm_description   = "Messages are waiting in ${each.value}: inspect with `mailflow peek`, fix, then `mailflow redrive`."
+  alarm_description   = "Messages are waiting in ${each.value}: SQS moved them there after ${local.max_receive_count} receives, so the worker crashed or hung on them. Inspect with `mailflow peek`, fix, then move them back with SQS's DLQ redrive."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = each.value }
   statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+# One log line per permanent fate (JSON through the awslogs driver):
+#   {"event": "message.failed", "direction": ..., "error_code": ..., "level": "error"}
+#     a real failure: retries exhausted, an unexpected error, an AWS error;
+#   {"event": "message.rejected", "level": "warning", ...}
+#     a policy or validation rejection: virus, blocked attachment, unknown app, invalid
+#     outbound JSON. Counted, never paged on.
+resource "aws_cloudwatch_log_metric_filter" "messages_failed" {
+  name           = "${local.prefix}messages-failed"
+  log_group_name = aws_cloudwatch_log_group.worker.name
+  pattern        = "{ $.event = \"message.failed\" }"
+
+  metric_transformation {
+    name      = "MessagesFailed"
+    namespace = local.metrics_namespace
+    value     = "1"
+    unit      = "Count"
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "messages_rejected" {
+  name           = "${local.prefix}messages-rejected"
+  log_group_name = aws_cloudwatch_log_group.worker.name
+  pattern        = "{ $.event = \"message.rejected\" }"
+
+  metric_transformation {
+    name      = "MessagesRejected"
+    namespace = local.metrics_namespace
+    value     = "1"
+    unit      = "Count"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "messages_failed" {
+  alarm_name          = "${local.prefix}messages-failed"
+  alarm_description   = "The worker gave up on a message (retries exhausted or an unexpected/AWS error): its failure record is in ${aws_sqs_queue.this["dlq"].name}. Read the message.failed log lines (error_code), fix the cause, then `mailflow redrive`. Policy rejections do not count here."
+  namespace           = local.metrics_namespace
+  metric_name         = aws_cloudwatch_log_metric_filter.messages_failed.metric_transformation[0].name
+  statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
@@ -47,7 +102,10 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message_age" {
   tags                = local.tags
 }
 
+# With min_tasks = 0 no task is the idle state; a wake-up that fails shows as the
+# oldest-message-age alarm instead.
 resource "aws_cloudwatch_metric_alarm" "no_running_tasks" {
+  count               = var.min_tasks > 0 ? 1 : 0
   alarm_name          = "${local.prefix}no-running-tasks"
   alarm_description   = "No mailflow worker task is running: neither inbound nor outbound mail is processed."
   namespace           = "ECS/ContainerInsights"

@@ -34,24 +34,27 @@ resource "aws_vpc_security_group_egress_rule" "https" {
   cidr_ipv4         = "0.0.0.0/0"
 }
 
+# Counted by list position, not for_each over the values: the ids (or CIDRs) may come
+# from resources created in the same apply, unknown at plan time, and for_each keys
+# must be known then. Only the list's length must be.
 resource "aws_vpc_security_group_ingress_rule" "metrics_cidr" {
-  for_each          = toset(var.metrics_ingress_cidr_blocks)
+  count             = length(var.metrics_ingress_cidr_blocks)
   security_group_id = aws_security_group.worker.id
   description       = "Prometheus scrapes /metrics"
   ip_protocol       = "tcp"
   from_port         = var.http_port
   to_port           = var.http_port
-  cidr_ipv4         = each.value
+  cidr_ipv4         = var.metrics_ingress_cidr_blocks[count.index]
 }
 
 resource "aws_vpc_security_group_ingress_rule" "metrics_sg" {
-  for_each                     = toset(var.metrics_ingress_security_group_ids)
+  count                        = length(var.metrics_ingress_security_group_ids)
   security_group_id            = aws_security_group.worker.id
   description                  = "Prometheus scrapes /metrics"
   ip_protocol                  = "tcp"
   from_port                    = var.http_port
   to_port                      = var.http_port
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.metrics_ingress_security_group_ids[count.index]
 }
 
 locals {
@@ -111,8 +114,31 @@ resource "aws_ecs_task_definition" "worker" {
     name = "tmp"
   }
 
+  # Task storage holds the image and the spool (/tmp): in-flight raw mail over 8 MB
+  # waits there on disk, at worst concurrency x max email bytes (40 MB) x 2 consumers
+  # = 8 GB at concurrency 100. 21 GiB (the smallest size one can set) covers that.
+  ephemeral_storage {
+    size_in_gib = var.ephemeral_storage_gib
+  }
+
   container_definitions = jsonencode(concat([local.worker_container], local.adot_containers))
   tags                  = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = contains(local.fargate_memory_options[tostring(var.task_cpu)], var.task_memory)
+      error_message = "task_memory ${var.task_memory} is not a Fargate combination with task_cpu ${var.task_cpu}: allowed ${join(", ", [for m in local.fargate_memory_options[tostring(var.task_cpu)] : tostring(m)])} MiB."
+    }
+    precondition {
+      # An override may trust a smaller measured RSS factor than 3x, not one below 1x.
+      condition     = local.max_in_flight_bytes <= (var.task_memory - 384) * 1048576
+      error_message = "max_in_flight_bytes ${local.max_in_flight_bytes} exceeds task_memory minus 384 MiB even at 1 byte of memory per email byte: raise task_memory (derived budget: ${local.max_in_flight_bytes_derived})."
+    }
+    precondition {
+      condition     = local.max_in_flight_bytes >= 41943040
+      error_message = "task_memory ${var.task_memory} MiB leaves a byte budget (${local.max_in_flight_bytes} bytes) below one 40 MB email: use at least 1024 MiB."
+    }
+  }
 }
 
 resource "aws_ecs_service" "worker" {

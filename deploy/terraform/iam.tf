@@ -23,7 +23,7 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 }
 
 resource "aws_iam_role" "task" {
-  name               = "${local.prefix}task"
+  name               = local.task_role_name
   description        = "mailflow worker (${var.name}): least-privilege role of the running code"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
   tags               = local.tags
@@ -131,7 +131,7 @@ resource "aws_iam_role_policy" "task" {
 # --- execution role: used by the ECS agent, not by our code ------------------------------
 
 resource "aws_iam_role" "execution" {
-  name               = "${local.prefix}execution"
+  name               = local.execution_role_name
   description        = "mailflow (${var.name}): ECS pulls the image and ships logs"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
   tags               = local.tags

@@ -44,6 +44,8 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
+  # SNS delivers both topics (receipt notifications -> inbound, SES events ->
+  # <name>-ses-events) to KMS-encrypted queues: it needs a data key for each message.
   statement {
     sid       = "SNSDeliversToEncryptedQueues"
     actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]

@@ -29,15 +29,60 @@ locals {
   # SQS's own redrive comes after the worker's attempts: only crash loops reach it.
   max_receive_count = var.max_attempts + var.redrive_headroom
   # Fargate kills the container stopTimeout seconds after SIGTERM; leave room to finish.
+  # The grace itself outlasts the SES client's 30 s read timeout (variable validation),
+  # and grace + 10 <= 120 (Fargate's maximum stopTimeout), so min() never cuts it.
   stop_timeout_seconds = min(120, ceil(var.shutdown_grace_seconds) + 10)
 
+  # Every queue keeps a message 14 days (SQS's maximum), DLQs included. Buckets whose
+  # objects a redriven failure record needs (raw mail for inbound, attachments for
+  # outbound) keep them at least as long (variable validations + precondition in s3.tf).
+  message_retention_seconds = 1209600
+  message_retention_days    = ceil(local.message_retention_seconds / 86400)
+
+  # The worker's byte budget (MAILFLOW_MAX_IN_FLIGHT_BYTES): the total size of the
+  # emails one task holds at once. Measured: handling an email costs about 3x its size
+  # in RSS (a 39 MB mail raised peak RSS by ~110 MB); dividing by 4 leaves a quarter of
+  # the rest as headroom, after 384 MiB for the interpreter, libraries, clients and
+  # buffers. 2048 MiB -> 416 MiB of mail at once, so no mix of large mails reaches the
+  # task's hard limit (an OOM kill would drop every in-flight message back on its queue).
+  max_in_flight_bytes_derived = floor((var.task_memory - 384) * 1048576 / 4)
+  max_in_flight_bytes         = coalesce(var.max_in_flight_bytes, local.max_in_flight_bytes_derived)
+
+  # Fargate's task CPU/memory combinations (MiB) for the task_cpu values allowed.
+  fargate_memory_options = {
+    "256"  = tolist([512, 1024, 2048])
+    "512"  = range(1024, 4097, 1024)
+    "1024" = range(2048, 8193, 1024)
+    "2048" = range(4096, 16385, 1024)
+    "4096" = range(8192, 30721, 1024)
+  }
+
+  # Generated bucket names stay within S3's 63 characters for any allowed `name`
+  # (30 characters), the 12-digit account and the longest region name (15, e.g.
+  # us-isof-south-1): 30 + 5 + 12 + 1 + 15 = 63. A precondition in s3.tf checks the
+  # actual names, given ones included.
   raw_bucket_name         = coalesce(var.raw_bucket_name, "${var.name}-raw-${local.account_id}-${local.region}")
-  attachments_bucket_name = coalesce(var.attachments_bucket_name, "${var.name}-attachments-${local.account_id}-${local.region}")
-  rule_set_name           = coalesce(var.receipt_rule_set_name, "${var.name}-rules")
-  receipt_rule_name       = "${var.name}-store"
-  image                   = coalesce(var.container_image, "${aws_ecr_repository.worker.repository_url}:${var.image_tag}")
-  configuration_set_name  = "${var.name}-outbound"
-  container_name          = "worker"
+  attachments_bucket_name = coalesce(var.attachments_bucket_name, "${var.name}-att-${local.account_id}-${local.region}")
+
+  # The module's receipt rule lives in its own set or in an existing one
+  # (create_receipt_rule_set = false); everything that names the rule (the raw bucket's
+  # and the inbound topic's aws:SourceArn) uses these, so they match wherever it lives.
+  rule_set_name     = coalesce(var.receipt_rule_set_name, "${var.name}-rules")
+  receipt_rule_name = "${var.name}-store"
+  receipt_rule_arn  = "arn:${local.partition}:ses:${local.region}:${local.account_id}:receipt-rule-set/${local.rule_set_name}:receipt-rule/${local.receipt_rule_name}"
+  # Activation is checked against the region's active set unless the caller opts in.
+  activate_rule_set     = var.create_receipt_rule_set && var.activate_receipt_rule_set
+  check_active_rule_set = local.activate_rule_set && !var.replace_active_receipt_rule_set
+
+  # IAM names are global to the account: the region keeps two deployments of the same
+  # name in two regions apart (64 characters at most: 30 + 11 + 15 = 56).
+  task_role_name      = "${local.prefix}task-${local.region}"
+  execution_role_name = "${local.prefix}execution-${local.region}"
+
+  image                  = coalesce(var.container_image, "${aws_ecr_repository.worker.repository_url}:${var.image_tag}")
+  configuration_set_name = "${var.name}-outbound"
+  container_name         = "worker"
+  ses_events_queue_name  = "${local.prefix}ses-events"
 
   # The operator contract (mailflow/settings.py). Names are checked against Settings
   # by tests/deploy/test_terraform.py; worker_environment (the variable) may override.
@@ -58,6 +103,7 @@ locals {
     MAILFLOW_MAX_ATTEMPTS               = tostring(var.max_attempts)
     MAILFLOW_SHUTDOWN_GRACE_SECONDS     = tostring(var.shutdown_grace_seconds)
     MAILFLOW_CONCURRENCY                = tostring(var.concurrency)
+    MAILFLOW_MAX_IN_FLIGHT_BYTES        = tostring(local.max_in_flight_bytes)
     MAILFLOW_LOG_LEVEL                  = var.log_level
     MAILFLOW_LOG_FORMAT                 = "json"
     # Each task takes MaxSendRate * send_rate_fraction / task_count: dividing by the
@@ -66,6 +112,9 @@ locals {
   }
   worker_environment_optional = {
     MAILFLOW_OUTBOUND__CONFIGURATION_SET = var.create_configuration_set ? local.configuration_set_name : null
+    # The <name>-ses-events queue (bounce, complaint, delivery events) is not given to
+    # the worker yet: the consumer that reads it comes with a later change, which adds
+    # its setting here and its actions to the task role.
   }
   worker_environment = {
     for k, v in merge(local.worker_environment_base, local.worker_environment_optional, var.worker_environment) : k => v if v != null

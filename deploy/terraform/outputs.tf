@@ -62,8 +62,28 @@ output "inbound_topic_arn" {
 }
 
 output "ses_events_topic_arn" {
-  description = "SNS topic receiving bounce/complaint/reject events of the configuration set (null when disabled)."
+  description = "SNS topic receiving the configuration set's sending events (ses_event_types); subscribed by the ses-events queue (null when create_configuration_set is false)."
   value       = try(aws_sns_topic.ses_events[0].arn, null)
+}
+
+output "ses_events_queue_url" {
+  description = "URL of `<name>-ses-events`: SES bounce, complaint, delivery, ... events in their SNS envelope (null when create_configuration_set is false). The worker does not read it yet."
+  value       = try(aws_sqs_queue.ses_events[0].url, null)
+}
+
+output "ses_events_queue_name" {
+  description = "Name of the SES events queue (null when create_configuration_set is false)."
+  value       = try(aws_sqs_queue.ses_events[0].name, null)
+}
+
+output "ses_events_queue_arn" {
+  description = "ARN of the SES events queue, for a consumer's IAM policy (null when create_configuration_set is false)."
+  value       = try(aws_sqs_queue.ses_events[0].arn, null)
+}
+
+output "ses_events_dead_letter_queue_url" {
+  description = "URL of the SES events queue's redrive DLQ (null when create_configuration_set is false)."
+  value       = try(aws_sqs_queue.ses_events_dlq[0].url, null)
 }
 
 output "configuration_set_name" {
@@ -72,8 +92,13 @@ output "configuration_set_name" {
 }
 
 output "receipt_rule_set_name" {
-  description = "SES receipt rule set (active when activate_receipt_rule_set)."
-  value       = aws_ses_receipt_rule_set.this.rule_set_name
+  description = "SES receipt rule set holding the module's rule: created and activated by the module, or the existing set named in receipt_rule_set_name."
+  value       = aws_ses_receipt_rule.store.rule_set_name
+}
+
+output "receipt_rule_arn" {
+  description = "ARN of the module's receipt rule (the aws:SourceArn the raw bucket and the inbound topic accept)."
+  value       = local.receipt_rule_arn
 }
 
 output "ecr_repository_url" {
@@ -94,6 +119,19 @@ output "service_name" {
 output "task_role_arn" {
   description = "The worker's IAM role."
   value       = aws_iam_role.task.arn
+}
+
+output "max_in_flight_bytes" {
+  description = "MAILFLOW_MAX_IN_FLIGHT_BYTES given to the worker: derived from task_memory unless overridden."
+  value       = local.max_in_flight_bytes
+}
+
+output "vpc_endpoint_ids" {
+  description = "VPC endpoints created by the module, by service (empty unless create_vpc_endpoints)."
+  value = merge(
+    { for svc, e in aws_vpc_endpoint.interface : svc => e.id },
+    { for svc, e in aws_vpc_endpoint.gateway : svc => e.id },
+  )
 }
 
 output "security_group_id" {

@@ -18,6 +18,13 @@ resource "aws_s3_bucket" "this" {
   bucket        = each.value.name
   force_destroy = var.force_destroy
   tags          = merge(local.tags, { "mailflow:bucket" = each.key })
+
+  lifecycle {
+    precondition {
+      condition     = length(each.value.name) >= 3 && length(each.value.name) <= 63
+      error_message = "Bucket name ${each.value.name} is ${length(each.value.name)} characters; S3 allows 3-63. Shorten `name` or set ${each.key}_bucket_name."
+    }
+  }
 }
 
 resource "aws_s3_bucket_public_access_block" "this" {
@@ -53,6 +60,15 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   for_each = aws_s3_bucket.this
   bucket   = each.value.id
+
+  lifecycle {
+    # A failure record can wait in a DLQ for the queues' whole retention; redriving it
+    # re-reads the raw mail (inbound) or the attachments (outbound): they must still exist.
+    precondition {
+      condition     = local.buckets[each.key].expiration_days >= local.message_retention_days
+      error_message = "The ${each.key} bucket expires objects after ${local.buckets[each.key].expiration_days} days, before the DLQs' ${local.message_retention_days}-day retention: a redriven failure record would find its object gone (NoSuchKey)."
+    }
+  }
 
   rule {
     id     = "expire-${each.key}"
@@ -100,7 +116,8 @@ data "aws_iam_policy_document" "tls_only" {
 data "aws_iam_policy_document" "raw_bucket" {
   source_policy_documents = [data.aws_iam_policy_document.tls_only["raw"].json]
 
-  # Only our receipt rule may write raw mail (AWS's documented SES -> S3 policy).
+  # Only our receipt rule may write raw mail (AWS's documented SES -> S3 policy), in
+  # whichever rule set it lives (local.receipt_rule_arn).
   statement {
     sid       = "AllowSESReceiptRulePuts"
     actions   = ["s3:PutObject"]
@@ -117,7 +134,7 @@ data "aws_iam_policy_document" "raw_bucket" {
     condition {
       test     = "ArnLike"
       variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:ses:${local.region}:${local.account_id}:receipt-rule-set/${local.rule_set_name}:receipt-rule/${local.receipt_rule_name}"]
+      values   = [local.receipt_rule_arn]
     }
   }
 

@@ -1,6 +1,8 @@
 # SES: a domain identity with Easy DKIM per domain (the DNS records to publish are
-# outputs), an optional configuration set with bounce/complaint events, and the receipt
-# rule that stores incoming mail in the raw bucket and notifies the inbound topic.
+# outputs), an optional configuration set whose sending events (bounce, complaint,
+# delivery, ...) reach the `<name>-ses-events` queue through an SNS topic, and the
+# receipt rule that stores incoming mail in the raw bucket and notifies the inbound
+# topic, in the module's own rule set or in an existing one.
 
 resource "aws_sesv2_email_identity" "domain" {
   for_each               = toset(var.domains)
@@ -21,7 +23,7 @@ resource "aws_sesv2_email_identity_mail_from_attributes" "domain" {
   behavior_on_mx_failure = "USE_DEFAULT_VALUE"
 }
 
-# --- configuration set: reputation metrics + bounce/complaint events -------------------
+# --- configuration set: reputation metrics + sending events -> SNS -> SQS ----------------
 
 resource "aws_sesv2_configuration_set" "this" {
   count                  = var.create_configuration_set ? 1 : 0
@@ -64,6 +66,11 @@ data "aws_iam_policy_document" "ses_events_topic" {
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ses:${local.region}:${local.account_id}:configuration-set/${local.configuration_set_name}"]
+    }
   }
 }
 
@@ -73,36 +80,68 @@ resource "aws_sns_topic_policy" "ses_events" {
   policy = data.aws_iam_policy_document.ses_events_topic[0].json
 }
 
-resource "aws_sesv2_configuration_set_event_destination" "feedback" {
+# The topic's subscriber is the <name>-ses-events queue (messaging.tf), so no event is
+# lost while nothing consumes them yet (14 days' retention).
+resource "aws_sesv2_configuration_set_event_destination" "events" {
   count                  = var.create_configuration_set ? 1 : 0
   configuration_set_name = aws_sesv2_configuration_set.this[0].configuration_set_name
-  event_destination_name = "bounces-and-complaints"
+  event_destination_name = "ses-events-queue"
 
   event_destination {
     enabled              = true
-    matching_event_types = ["BOUNCE", "COMPLAINT", "REJECT", "RENDERING_FAILURE"]
+    matching_event_types = var.ses_event_types
     sns_destination {
       topic_arn = aws_sns_topic.ses_events[0].arn
     }
   }
 
-  depends_on = [aws_sns_topic_policy.ses_events]
+  depends_on = [aws_sns_topic_policy.ses_events, aws_sns_topic_subscription.ses_events]
 }
 
 # --- receiving -------------------------------------------------------------------------
+# A region has ONE active receipt rule set per account. Either the module creates its
+# own set and activates it (after checking that no other set is active, unless
+# replace_active_receipt_rule_set), or the module adds its rule to an existing set
+# (create_receipt_rule_set = false, receipt_rule_set_name = that set).
 
 resource "aws_ses_receipt_rule_set" "this" {
+  count         = var.create_receipt_rule_set ? 1 : 0
   rule_set_name = local.rule_set_name
 }
 
+# The set active in the region now. The provider's data source fails ("empty result")
+# where no set is active at all, so it is read only when activation is to be checked.
+data "aws_ses_active_receipt_rule_set" "current" {
+  count = local.check_active_rule_set ? 1 : 0
+}
+
 resource "aws_ses_active_receipt_rule_set" "this" {
-  count         = var.activate_receipt_rule_set ? 1 : 0
-  rule_set_name = aws_ses_receipt_rule_set.this.rule_set_name
+  count         = local.activate_rule_set ? 1 : 0
+  rule_set_name = aws_ses_receipt_rule_set.this[0].rule_set_name
+
+  lifecycle {
+    precondition {
+      condition     = !local.check_active_rule_set || try(data.aws_ses_active_receipt_rule_set.current[0].rule_set_name, "") == local.rule_set_name
+      error_message = "Receipt rule set '${try(data.aws_ses_active_receipt_rule_set.current[0].rule_set_name, "?")}' is active in ${local.region}; activating '${local.rule_set_name}' would deactivate it (one active set per region). Add mailflow's rule to it instead (create_receipt_rule_set = false, receipt_rule_set_name = that set), or set replace_active_receipt_rule_set = true to replace it."
+    }
+  }
+}
+
+# With an existing set, say so (as a warning) if that set is not the active one: mail
+# for the domains would then not reach the rule.
+check "receipt_rule_set_is_active" {
+  data "aws_ses_active_receipt_rule_set" "existing" {}
+
+  assert {
+    condition     = var.create_receipt_rule_set || data.aws_ses_active_receipt_rule_set.existing.rule_set_name == local.rule_set_name
+    error_message = "The receipt rule set '${local.rule_set_name}' holding mailflow's rule is not the active set in ${local.region}: SES will not apply the rule until it is."
+  }
 }
 
 resource "aws_ses_receipt_rule" "store" {
   name          = local.receipt_rule_name
-  rule_set_name = aws_ses_receipt_rule_set.this.rule_set_name
+  rule_set_name = var.create_receipt_rule_set ? aws_ses_receipt_rule_set.this[0].rule_set_name : local.rule_set_name
+  after         = var.receipt_rule_after
   recipients    = var.domains
   enabled       = true
   # Spam and virus verdicts land in the notification; the worker's policy acts on them.
@@ -118,4 +157,11 @@ resource "aws_ses_receipt_rule" "store" {
 
   # SES checks at creation that it may write to the bucket and publish to the topic.
   depends_on = [aws_s3_bucket_policy.this, aws_sns_topic_policy.inbound]
+
+  lifecycle {
+    precondition {
+      condition     = var.create_receipt_rule_set || var.receipt_rule_set_name != null
+      error_message = "create_receipt_rule_set = false adds mailflow's rule to an existing set: name it in receipt_rule_set_name."
+    }
+  }
 }

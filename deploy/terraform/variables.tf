@@ -90,7 +90,7 @@ variable "cpu_architecture" {
 }
 
 variable "task_cpu" {
-  description = "Fargate task CPU units (256 = 0.25 vCPU)."
+  description = "Fargate task CPU units (256 = 0.25 vCPU); task_memory must be a combination Fargate offers for it (checked by a precondition on the task definition)."
   type        = number
   default     = 512
 
@@ -101,9 +101,9 @@ variable "task_cpu" {
 }
 
 variable "task_memory" {
-  description = "Fargate task memory in MiB; must be a valid combination with task_cpu."
+  description = "Fargate task memory in MiB; must be a valid combination with task_cpu. It is the task's hard limit (an out-of-memory kill drops every in-flight message back on its queue), so the worker's MAILFLOW_MAX_IN_FLIGHT_BYTES is derived from it. 2048 with 512 CPU units by default: one 39 MB mail raises peak RSS by ~110 MB, and 1024 MiB did not hold 10 inbound + 10 outbound large mails."
   type        = number
-  default     = 1024
+  default     = 2048
 
   validation {
     condition     = var.task_memory >= 512 && var.task_memory <= 30720
@@ -112,13 +112,13 @@ variable "task_memory" {
 }
 
 variable "min_tasks" {
-  description = "Minimum number of worker tasks (autoscaling floor; at least 1 so mail keeps flowing)."
+  description = "Minimum number of worker tasks (autoscaling floor). 0 scales to zero when the inbound and outbound queues stay empty: a queue alarm starts one task when mail arrives (the first mail after idle waits ~1-3 min for the alarm and the task's start). 1 keeps a task always on."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.min_tasks >= 1
-    error_message = "min_tasks must be at least 1."
+    condition     = var.min_tasks >= 0 && floor(var.min_tasks) == var.min_tasks
+    error_message = "min_tasks must be a whole number >= 0 (0 = scale to zero when idle)."
   }
 }
 
@@ -144,13 +144,35 @@ variable "scaling_backlog_per_task" {
   }
 }
 
+variable "max_in_flight_bytes" {
+  description = "MAILFLOW_MAX_IN_FLIGHT_BYTES override: total size of the emails one task holds at once (it waits before taking more). Null derives it from task_memory: floor((task_memory - 384) * 1048576 / 4), see local.max_in_flight_bytes."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_in_flight_bytes == null ? true : var.max_in_flight_bytes >= 41943040 && floor(var.max_in_flight_bytes) == var.max_in_flight_bytes
+    error_message = "max_in_flight_bytes must be a whole number of bytes >= 41943040 (40 MiB, one email of SES's maximum size), or null to derive it from task_memory."
+  }
+}
+
+variable "ephemeral_storage_gib" {
+  description = "Fargate task storage in GiB (21-200; 20 GiB is Fargate's default when unset, 21 is the smallest value one can set). It holds the image and the worker's spool (/tmp), where in-flight raw mail over 8 MB waits on disk: worst case concurrency x 40 MB x 2 consumers, 8 GB at the maximum concurrency of 100, so 21 GiB is enough unless the image grows past ~10 GiB."
+  type        = number
+  default     = 21
+
+  validation {
+    condition     = var.ephemeral_storage_gib >= 21 && var.ephemeral_storage_gib <= 200 && floor(var.ephemeral_storage_gib) == var.ephemeral_storage_gib
+    error_message = "ephemeral_storage_gib must be a whole number between 21 and 200 (Fargate's limits)."
+  }
+}
+
 variable "vpc_id" {
   description = "VPC the tasks run in (also the VPC of the Cloud Map namespace when prometheus_mode = \"cloudmap\")."
   type        = string
 }
 
 variable "subnet_ids" {
-  description = "Subnets for the tasks. Private subnets with a NAT gateway or VPC endpoints for SQS, S3, SES, DynamoDB, ECR, CloudWatch Logs (and APS)."
+  description = "Subnets for the tasks: private subnets with a NAT gateway, or private subnets with VPC endpoints (create_vpc_endpoints), or public subnets with assign_public_ip = true. See docs/deployment.md for the cost of each."
   type        = list(string)
 
   validation {
@@ -177,7 +199,47 @@ variable "metrics_ingress_cidr_blocks" {
 }
 
 variable "metrics_ingress_security_group_ids" {
-  description = "Security groups allowed to scrape the worker's metrics port."
+  description = "Security groups allowed to scrape the worker's metrics port. May be created in the same apply: the rules are counted by list position, so the ids need not be known at plan time."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_vpc_endpoints" {
+  description = "Create VPC endpoints so tasks in private subnets reach AWS without a NAT gateway: interface endpoints (vpc_endpoint_interface_services) with a security group admitting HTTPS from the workers, and gateway endpoints (vpc_endpoint_gateway_services) on vpc_endpoint_route_table_ids. Leave false if the VPC has a NAT gateway or its own endpoints (then trim the lists to the ones it lacks and set true)."
+  type        = bool
+  default     = false
+}
+
+variable "vpc_endpoint_interface_services" {
+  description = "Interface endpoints created when create_vpc_endpoints: the suffix of com.amazonaws.<region>.<service>. \"email\" is the SES API (not SMTP); ecr.api + ecr.dkr (+ the s3 gateway for layers) pull the worker image; logs ships the awslogs driver's lines. kms and sts are not called by the worker itself (SQS, S3 and DynamoDB call KMS; Fargate hands out the role's credentials): drop them to save 2 x 7.30 USD per AZ-month. prometheus_mode = \"amp\" adds aps-workspaces."
+  type        = list(string)
+  default     = ["sqs", "email", "kms", "ecr.api", "ecr.dkr", "logs", "sts"]
+
+  validation {
+    condition     = alltrue([for s in var.vpc_endpoint_interface_services : can(regex("^[a-z0-9.-]+$", s))])
+    error_message = "vpc_endpoint_interface_services are service suffixes such as sqs, email, ecr.api."
+  }
+}
+
+variable "vpc_endpoint_gateway_services" {
+  description = "Gateway endpoints (free) created when create_vpc_endpoints: s3 (raw mail, attachments and ECR image layers) and dynamodb."
+  type        = list(string)
+  default     = ["s3", "dynamodb"]
+
+  validation {
+    condition     = alltrue([for s in var.vpc_endpoint_gateway_services : contains(["s3", "dynamodb"], s)])
+    error_message = "vpc_endpoint_gateway_services may only contain s3 and dynamodb (the services with gateway endpoints)."
+  }
+}
+
+variable "vpc_endpoint_subnet_ids" {
+  description = "Subnets for the interface endpoints' network interfaces, one per Availability Zone (each endpoint costs per AZ-hour). Null uses subnet_ids, which must then hold at most one subnet per AZ."
+  type        = list(string)
+  default     = null
+}
+
+variable "vpc_endpoint_route_table_ids" {
+  description = "Route tables of the tasks' subnets, for the S3 and DynamoDB gateway endpoints (required when create_vpc_endpoints and vpc_endpoint_gateway_services is not empty)."
   type        = list(string)
   default     = []
 }
@@ -253,13 +315,13 @@ variable "redrive_headroom" {
 }
 
 variable "shutdown_grace_seconds" {
-  description = "MAILFLOW_SHUTDOWN_GRACE_SECONDS: drain time after SIGTERM. ECS stopTimeout is this + 10 s (Fargate allows up to 120 s)."
+  description = "MAILFLOW_SHUTDOWN_GRACE_SECONDS: drain time after SIGTERM. It must outlast the longest single AWS call, the SES client's 30 s read timeout, or a send cut off at scale-in or deploy ends as send_outcome_unknown. ECS stopTimeout is this + 10 s, and Fargate allows at most 120 s."
   type        = number
-  default     = 25
+  default     = 45
 
   validation {
-    condition     = var.shutdown_grace_seconds >= 0 && var.shutdown_grace_seconds <= 110
-    error_message = "shutdown_grace_seconds must be between 0 and 110 (stopTimeout = grace + 10 <= 120 on Fargate)."
+    condition     = var.shutdown_grace_seconds > 30 && var.shutdown_grace_seconds + 10 <= 120
+    error_message = "shutdown_grace_seconds must be more than 30 (the SES client's read timeout) and at most 110 (stopTimeout = grace + 10 <= 120 on Fargate)."
   }
 }
 
@@ -301,15 +363,25 @@ variable "worker_environment" {
 # ---------------------------------------------------------------------------------------
 
 variable "raw_bucket_name" {
-  description = "Name of the raw-mail bucket. Null: `<name>-raw-<account>-<region>`."
+  description = "Name of the raw-mail bucket. Null: `<name>-raw-<account>-<region>` (at most 63 characters for any allowed name and region)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.raw_bucket_name == null ? true : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.raw_bucket_name))
+    error_message = "raw_bucket_name must be a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'."
+  }
 }
 
 variable "attachments_bucket_name" {
-  description = "Name of the attachments bucket. Null: `<name>-attachments-<account>-<region>`."
+  description = "Name of the attachments bucket. Null: `<name>-att-<account>-<region>` (at most 63 characters for any allowed name and region)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.attachments_bucket_name == null ? true : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.attachments_bucket_name))
+    error_message = "attachments_bucket_name must be a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'."
+  }
 }
 
 variable "raw_object_prefix" {
@@ -324,24 +396,24 @@ variable "raw_object_prefix" {
 }
 
 variable "raw_mail_expiration_days" {
-  description = "Days after which raw received mail is deleted."
+  description = "Days after which raw received mail is deleted. At least the queues' 14-day message retention, so that any inbound failure record still in a DLQ can be redriven (the worker re-reads the raw mail); the default adds a day for the retries before the record is written."
   type        = number
-  default     = 7
+  default     = 15
 
   validation {
-    condition     = var.raw_mail_expiration_days >= 1
-    error_message = "raw_mail_expiration_days must be at least 1."
+    condition     = var.raw_mail_expiration_days >= 14
+    error_message = "raw_mail_expiration_days must be at least 14: the DLQs keep a failure record 14 days, and redriving an inbound record re-reads its raw mail."
   }
 }
 
 variable "attachments_expiration_days" {
-  description = "Days after which stored attachments are deleted (presigned URLs never outlive this)."
+  description = "Days after which stored attachments, outbound attachment sources and offloaded payloads are deleted (presigned URLs never outlive this). At least the queues' 14-day message retention, so that a redriven outbound message still finds its attachments."
   type        = number
   default     = 30
 
   validation {
-    condition     = var.attachments_expiration_days >= 1
-    error_message = "attachments_expiration_days must be at least 1."
+    condition     = var.attachments_expiration_days >= 14
+    error_message = "attachments_expiration_days must be at least 14: the DLQs keep a failure record 14 days, and a redriven outbound message reads its attachments again."
   }
 }
 
@@ -366,16 +438,34 @@ variable "kms_deletion_window_days" {
 # SES
 # ---------------------------------------------------------------------------------------
 
+variable "create_receipt_rule_set" {
+  description = "Create the receipt rule set `receipt_rule_set_name`. false: the set already exists (typically the region's active one) and the module only adds its rule to it."
+  type        = bool
+  default     = true
+}
+
 variable "receipt_rule_set_name" {
-  description = "Name of the SES receipt rule set to create. Null: `<name>-rules`."
+  description = "Receipt rule set the module's rule goes in: the set to create (null: `<name>-rules`) or, with create_receipt_rule_set = false, the existing set (required then)."
+  type        = string
+  default     = null
+}
+
+variable "receipt_rule_after" {
+  description = "Name of the rule in the set after which the module's rule is placed (null: first). Useful in an existing set."
   type        = string
   default     = null
 }
 
 variable "activate_receipt_rule_set" {
-  description = "Make the module's receipt rule set the active one. A region has ONE active rule set per account: set false if another one is active and add the rule there yourself."
+  description = "Make the module's rule set the region's active one (only with create_receipt_rule_set). A region has ONE active rule set per account: the plan fails if another set is active, unless replace_active_receipt_rule_set."
   type        = bool
   default     = true
+}
+
+variable "replace_active_receipt_rule_set" {
+  description = "Activate the module's rule set without checking which set is active now. Needed (1) to replace another active set, which then stops receiving, and (2) in a region where no set is active yet: the provider's aws_ses_active_receipt_rule_set data source fails there with 'empty result'. Once the module's set is active, false passes again."
+  type        = bool
+  default     = false
 }
 
 variable "sns_raw_message_delivery" {
@@ -385,9 +475,20 @@ variable "sns_raw_message_delivery" {
 }
 
 variable "create_configuration_set" {
-  description = "Create an SES configuration set (reputation metrics, bounce/complaint events to an SNS topic) and make the worker send through it."
+  description = "Create an SES configuration set (reputation metrics; sending events to an SNS topic and on to the `<name>-ses-events` queue) and make the worker send through it."
   type        = bool
   default     = true
+}
+
+variable "ses_event_types" {
+  description = "SES sending events published to the `<name>-ses-events` queue through the configuration set's topic."
+  type        = list(string)
+  default     = ["SEND", "REJECT", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY", "RENDERING_FAILURE"]
+
+  validation {
+    condition     = length(var.ses_event_types) > 0 && alltrue([for t in var.ses_event_types : contains(["SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "OPEN", "CLICK", "RENDERING_FAILURE", "DELIVERY_DELAY", "SUBSCRIPTION"], t)])
+    error_message = "ses_event_types must be SES event types (SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, OPEN, CLICK, RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION)."
+  }
 }
 
 variable "ses_sandbox_recipients" {
@@ -486,7 +587,7 @@ variable "amp_workspace_arn" {
 }
 
 variable "adot_image" {
-  description = "AWS Distro for OpenTelemetry collector image for the sidecar (prometheus_mode = \"amp\")."
+  description = "AWS Distro for OpenTelemetry collector image for the sidecar (prometheus_mode = \"amp\"). The default is on ECR Public, which tasks reach only through a NAT gateway or a public IP (ECR Public is not served by the ecr.api/ecr.dkr VPC endpoints): with endpoints only, copy it into a private ECR repository (e.g. the module's, as tag adot-<version>) and set this to that reference."
   type        = string
   default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
 }

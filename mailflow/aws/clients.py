@@ -41,11 +41,21 @@ _CLIENT_CONFIG = Config(
 _SES_CONFIG = _CLIENT_CONFIG.merge(Config(retries={"total_max_attempts": 1, "mode": "standard"}))
 
 
-def client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Arguments shared by every client (also used by the sync tools and tests)."""
-    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": _CLIENT_CONFIG}
-    if settings.aws_endpoint_url:
-        kwargs["endpoint_url"] = settings.aws_endpoint_url
+# Presigned URLs must be SigV4: S3 refuses SigV2 for SSE-KMS objects, and botocore still
+# presigns SigV2 in us-east-1 unless told otherwise (an emulator accepts either).
+_S3_CONFIG = _CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
+_CONFIGS = {"s3": _S3_CONFIG, "sesv2": _SES_CONFIG}
+
+
+def client_kwargs(settings: Settings, service: str) -> dict[str, Any]:
+    """Arguments of one service's client (also used by the sync tools and tests)."""
+    kwargs: dict[str, Any] = {
+        "region_name": settings.aws_region,
+        "config": _CONFIGS.get(service, _CLIENT_CONFIG),
+    }
+    endpoint = settings.endpoint_for(service)
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
     return kwargs
 
 
@@ -88,12 +98,14 @@ class AwsClients:
 @asynccontextmanager
 async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:
     session = aioboto3.Session()
-    kwargs = client_kwargs(settings)
     async with AsyncExitStack() as stack:
-        sqs = await stack.enter_async_context(session.client("sqs", **kwargs))
-        s3 = await stack.enter_async_context(session.client("s3", **kwargs))
-        ses = await stack.enter_async_context(
-            session.client("sesv2", **{**kwargs, "config": _SES_CONFIG})
-        )
-        ddb = await stack.enter_async_context(session.client("dynamodb", **kwargs))
+
+        async def open_client(service: str) -> Any:
+            client = session.client(service, **client_kwargs(settings, service))
+            return await stack.enter_async_context(client)
+
+        sqs = await open_client("sqs")
+        s3 = await open_client("s3")
+        ses = await open_client("sesv2")
+        ddb = await open_client("dynamodb")
         yield AwsClients(sqs=sqs, s3=s3, ses=ses, dynamodb=ddb, queues=Queues(sqs))

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from mailflow import aws, idempotency
+from mailflow.aws import clients as aws
+from mailflow.aws import keys as idempotency
 from mailflow.outbound.config import OutboundSettings
 from mailflow.settings import Settings
 from tests.deploy.hcl import (
@@ -66,12 +67,16 @@ def settings_env_names() -> tuple[set[str], set[str]]:
 
 def test_every_queue_has_its_own_dlq_and_redrive(module: Module) -> None:
     queues = module.resources["aws_sqs_queue"]
-    assert set(queues) == {"this", "dlq"}
+    assert set(queues) == {"this", "dlq", "ses_events", "ses_events_dlq"}
     assert queues["this"]["for_each"] == queues["dlq"]["for_each"] == "${local.queues}"
     redrive = expr(queues["this"]["redrive_policy"])
     assert "deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn" in redrive
     assert "maxReceiveCount = local.max_receive_count" in redrive
+    events = expr(queues["ses_events"]["redrive_policy"])
+    assert "deadLetterTargetArn = aws_sqs_queue.ses_events_dlq[0].arn" in events
+    assert "maxReceiveCount = local.max_receive_count" in events
     assert "redrive_policy" not in queues["dlq"]
+    assert "redrive_policy" not in queues["ses_events_dlq"]
     allow = module.resource("aws_sqs_queue_redrive_allow_policy", "dlq")
     assert allow["for_each"] == "${local.queues}"
     for queue in queues.values():
@@ -189,10 +194,11 @@ def test_app_name_rule_matches_the_code(module: Module) -> None:
 
 
 def test_stop_timeout_outlasts_the_graceful_drain(module: Module) -> None:
-    assert module.variables["shutdown_grace_seconds"]["default"] == _default(
-        "shutdown_grace_seconds"
-    )
-    for grace in (0, 25, 110):
+    # The drain outlasts the longest single AWS call, the SES client's read timeout
+    # (tests/deploy/test_tf_task.py also checks the variable's validation against it).
+    grace_default = module.variables["shutdown_grace_seconds"]["default"]
+    assert grace_default > aws._CLIENT_CONFIG.read_timeout
+    for grace in (31, grace_default, 110):
         stop = evaluate_number(
             module, module.locals["stop_timeout_seconds"], {"shutdown_grace_seconds": grace}
         )
@@ -220,9 +226,20 @@ def test_worker_container_shape(module: Module) -> None:
 
 def test_security_group_admits_only_metrics(module: Module) -> None:
     ingress = module.resources["aws_vpc_security_group_ingress_rule"]
-    assert set(ingress) == {"metrics_cidr", "metrics_sg"}
-    for rule in ingress.values():
+    assert set(ingress) == {"metrics_cidr", "metrics_sg", "endpoints_https"}
+    worker = {
+        name: rule
+        for name, rule in ingress.items()
+        if rule["security_group_id"] == "${aws_security_group.worker.id}"
+    }
+    assert set(worker) == {"metrics_cidr", "metrics_sg"}
+    for rule in worker.values():
         assert rule["from_port"] == rule["to_port"] == "${var.http_port}"
+    # The VPC endpoints' group admits HTTPS from the workers' group and nothing else.
+    endpoints = ingress["endpoints_https"]
+    assert endpoints["security_group_id"] == "${aws_security_group.endpoints[0].id}"
+    assert endpoints["referenced_security_group_id"] == "${aws_security_group.worker.id}"
+    assert endpoints["from_port"] == endpoints["to_port"] == 443
     assert "aws_security_group_rule" not in module.resources
     assert "ingress" not in module.resource("aws_security_group", "worker")
 
@@ -247,9 +264,10 @@ def test_raw_bucket_accepts_writes_only_from_our_receipt_rule(module: Module) ->
     allow = next(s for s in policy if s["sid"] == "AllowSESReceiptRulePuts")
     conditions = {c["variable"]: c["values"][0] for c in allow["condition"]}
     assert conditions["aws:SourceAccount"] == "${local.account_id}"
+    assert conditions["aws:SourceArn"] == "${local.receipt_rule_arn}"
     assert (
         "receipt-rule-set/${local.rule_set_name}:receipt-rule/${local.receipt_rule_name}"
-        in (conditions["aws:SourceArn"])
+        in module.locals["receipt_rule_arn"]
     )
     deny = next(s for s in policy if s["sid"] == "DenyWritesByAnyoneButSES")
     assert deny["effect"] == "Deny"
@@ -272,7 +290,7 @@ def test_buckets_are_private_encrypted_and_expire(module: Module) -> None:
     sse = module.resource("aws_s3_bucket_server_side_encryption_configuration", "this")
     default = sse["rule"][0]["apply_server_side_encryption_by_default"][0]
     assert default == {"sse_algorithm": "aws:kms", "kms_master_key_id": "${aws_kms_key.this.arn}"}
-    assert module.variables["raw_mail_expiration_days"]["default"] == 7
+    assert module.variables["raw_mail_expiration_days"]["default"] == 15
     assert module.variables["attachments_expiration_days"]["default"] == 30
     lifecycle = module.resource("aws_s3_bucket_lifecycle_configuration", "this")
     assert "expiration_days" in str(lifecycle["rule"][0]["expiration"])
@@ -280,14 +298,17 @@ def test_buckets_are_private_encrypted_and_expire(module: Module) -> None:
 
 def test_alarms_and_autoscaling_exist(module: Module) -> None:
     alarms = module.resources["aws_cloudwatch_metric_alarm"]
-    metrics = {a["metric_name"] for a in alarms.values()}
+    metrics = {a["metric_name"] for a in alarms.values() if "metric_name" in a}
     assert metrics == {
         "ApproximateNumberOfMessagesVisible",
         "ApproximateAgeOfOldestMessage",
         "RunningTaskCount",
         "Reputation.BounceRate",
         "Reputation.ComplaintRate",
+        "${aws_cloudwatch_log_metric_filter.messages_failed.metric_transformation[0].name}",
     }
+    # The one metric-math alarm starts a task from zero (tests/deploy/test_tf_scaling.py).
+    assert {name for name, a in alarms.items() if "metric_name" not in a} == {"wake_up"}
     policy = str(module.resource("aws_appautoscaling_policy", "backlog"))
     assert 'aws_sqs_queue.this["inbound"].name' in policy
     assert 'aws_sqs_queue.this["outbound"].name' in policy
@@ -419,8 +440,9 @@ def test_arguments_exist_in_the_aws_provider_schema(directory: Path) -> None:
 
 def test_queue_attributes_mirror_local_provisioning(module: Module) -> None:
     """Production queues behave like the ones tests and compose run against."""
-    from mailflow import provision
+    from mailflow.ops import provision
 
     for queue in module.resources["aws_sqs_queue"].values():
-        assert queue["message_retention_seconds"] == provision.RETENTION_SECONDS
+        retention = evaluate_number(module, queue["message_retention_seconds"])
+        assert retention == provision.RETENTION_SECONDS
         assert queue["max_message_size"] == provision.MAX_MESSAGE_BYTES

@@ -90,13 +90,24 @@ module "mailflow" {
     billing = { allowed_senders = ["invoices@example.com"] }
   }
 
+  # Private subnets reaching AWS through a NAT gateway. Without NAT, let the module
+  # create VPC endpoints (see docs/deployment.md, "Networking", for the cost of each):
+  #   create_vpc_endpoints         = true
+  #   vpc_endpoint_route_table_ids = ["rtb-0123456789abcdef0"]
   vpc_id                      = var.vpc_id
   subnet_ids                  = var.private_subnet_ids
   metrics_ingress_cidr_blocks = [var.prometheus_cidr]
   image_tag                   = var.image_tag
   cpu_architecture            = "ARM64"
-  min_tasks                   = 1
+  min_tasks                   = 1 # 0: scale to zero when idle (first mail waits ~1-3 min)
   max_tasks                   = 10
+
+  # The region's active receipt rule set: the module creates and activates its own,
+  # and the plan stops if another set is active. To add the rule to that set instead:
+  #   create_receipt_rule_set = false
+  #   receipt_rule_set_name   = "default-rule-set"
+  # In a region with no active set yet, the first apply needs
+  #   replace_active_receipt_rule_set = true
 
   prometheus_mode = "cloudmap"
   alarm_actions   = [aws_sns_topic.alarms.arn]

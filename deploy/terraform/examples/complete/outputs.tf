@@ -17,3 +17,8 @@ output "prometheus_scrape_config" {
   description = "Paste into your Prometheus server's scrape_configs."
   value       = module.mailflow.prometheus_scrape_config
 }
+
+output "ses_events_queue_url" {
+  description = "SES sending events (bounces, complaints, deliveries) wait here for their consumer."
+  value       = module.mailflow.ses_events_queue_url
+}
