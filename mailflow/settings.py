@@ -52,6 +52,13 @@ class AppConfig(BaseModel):
         " in addition to the app's own prefixes in the attachments bucket.",
     )
     queue: str | None = Field(default=None, description="Queue name or URL; default prefix+app.")
+    producers: tuple[str, ...] = Field(
+        default=(),
+        description="The AWS principals that write this app's outbound messages, as SQS"
+        " reports them in a message's SenderId: IAM role unique ids (AROA...; any session"
+        " of the role), IAM user ids (AIDA...) or account ids. A message claiming this app"
+        " from anyone else is refused (MAILFLOW_OUTBOUND__WRITER_IDENTITY=enforce).",
+    )
 
     @field_validator("aliases", "allowed_senders")
     @classmethod

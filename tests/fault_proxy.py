@@ -7,7 +7,11 @@ Every request is forwarded unchanged to the upstream endpoint, except:
 - with `hold_send_seconds`, a forwarded SendEmail is answered only after that delay
   (the email *was* sent): a window in which to kill the worker mid-call;
 - SESv2 GetAccount (`GET /v2/email/account`): answered with `account` when set (moto
-  does not implement it).
+  does not implement it);
+- SQS actions named in `sqs_fault_actions` (JSON protocol, `X-Amz-Target:
+  AmazonSQS.<Action>`): a seeded random fraction `sqs_fault_rate` either gets an HTTP 500
+  `InternalError` or has its connection reset without an answer, never reaching
+  upstream.
 
 It runs its own event loop in a thread, so it serves sync tests, async tests and worker
 subprocesses alike. Counters tell a test that faults really happened.
@@ -22,6 +26,7 @@ import asyncio
 import json
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -40,6 +45,7 @@ class FaultStats:
     sends_faulted: int = 0
     sends_forwarded: int = 0
     account_calls: int = 0
+    sqs_faults: Counter[str] = field(default_factory=Counter)  # "SendMessage/reset": n
 
 
 @dataclass
@@ -52,6 +58,8 @@ class FaultProxy:
     error_message: str = "Maximum sending rate exceeded."
     account: dict[str, Any] | None = None
     hold_send_seconds: float = 0.0  # forward SendEmail, then delay the answer (kill window)
+    sqs_fault_rate: float = 0.0
+    sqs_fault_actions: frozenset[str] = frozenset()
     stats: FaultStats = field(default_factory=FaultStats)
     # SendEmail request bodies seen (JSON, with the raw MIME data removed), for assertions
     # on the envelope: Destination, FromEmailAddress, ConfigurationSetName.
@@ -117,6 +125,21 @@ class FaultProxy:
         with self._lock:
             self.fault_rate = rate
 
+    def set_sqs_faults(self, rate: float, actions: frozenset[str] = frozenset()) -> None:
+        with self._lock:
+            self.sqs_fault_rate = rate
+            self.sqs_fault_actions = actions
+
+    def _sqs_fault(self, request: web.Request) -> str | None:
+        """'reset' or '500' when this SQS call is to fail, else None."""
+        action = request.headers.get("X-Amz-Target", "").removeprefix("AmazonSQS.")
+        with self._lock:
+            if action not in self.sqs_fault_actions or self._random.random() >= self.sqs_fault_rate:
+                return None
+            kind = self._random.choice(("reset", "500"))
+            self.stats.sqs_faults[f"{action}/{kind}"] += 1
+            return kind
+
     def _should_fault(self) -> bool:
         with self._lock:
             self.stats.sends_seen += 1
@@ -146,6 +169,18 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        sqs_fault = self._sqs_fault(request)
+        if sqs_fault == "reset":
+            assert request.transport is not None
+            request.transport.abort()  # the client sees the connection drop, no answer
+            return web.Response(status=500)
+        if sqs_fault == "500":
+            error = {"__type": "com.amazonaws.sqs#InternalError", "message": "injected"}
+            return web.Response(
+                status=500,
+                text=json.dumps(error),
+                headers={"Content-Type": "application/x-amz-json-1.0"},
+            )
         if request.method == "POST" and request.path == SEND_PATH:
             self._record_send(body)
         if request.method == "POST" and request.path == SEND_PATH and self._should_fault():

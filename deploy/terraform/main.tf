@@ -96,6 +96,7 @@ locals {
     MAILFLOW_DEFAULT_QUEUE              = local.queues.default
     MAILFLOW_DLQ                        = local.queues.dlq
     MAILFLOW_RAW_BUCKET                 = local.raw_bucket_name
+    MAILFLOW_INBOUND__RAW_KEY_PREFIX    = var.raw_object_prefix
     MAILFLOW_ATTACHMENTS_BUCKET         = local.attachments_bucket_name
     MAILFLOW_IDEMPOTENCY_TABLE          = aws_dynamodb_table.idempotency.name
     MAILFLOW_HTTP_PORT                  = tostring(var.http_port)

@@ -43,7 +43,12 @@ _SES_CONFIG = _CLIENT_CONFIG.merge(Config(retries={"total_max_attempts": 1, "mod
 
 # Presigned URLs must be SigV4: S3 refuses SigV2 for SSE-KMS objects, and botocore still
 # presigns SigV2 in us-east-1 unless told otherwise (an emulator accepts either).
-_S3_CONFIG = _CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
+# Payload signing off: over HTTPS with a checksum botocore already sends UNSIGNED-PAYLOAD,
+# and the explicit setting keeps it from SHA-256-hashing a 35 MB attachment on the event
+# loop against an HTTP endpoint (every byte still carries a CRC32 checksum).
+_S3_CONFIG = _CLIENT_CONFIG.merge(
+    Config(signature_version="s3v4", s3={"payload_signing_enabled": False})
+)
 _CONFIGS = {"s3": _S3_CONFIG, "sesv2": _SES_CONFIG}
 
 

@@ -44,9 +44,11 @@ def build_handlers(settings: Settings, clients: AwsClients) -> dict[Direction, H
     return handlers
 
 
-async def supervise(job: BackgroundJob) -> None:
+async def supervise(
+    job: BackgroundJob, pauses: tuple[float, float] = _RESTART_PAUSE_SECONDS
+) -> None:
     """Run `job` for ever: an exception is logged and the job restarts after a pause."""
-    first, longest = _RESTART_PAUSE_SECONDS
+    first, longest = pauses
     pause = first
     while True:
         try:

@@ -96,6 +96,11 @@ class InboundSettings(BaseModel):
     payload_prefix: str = Field(
         default="payloads/", description="Attachments-bucket prefix of offloaded large JSON."
     )
+    raw_key_prefix: str = Field(
+        default="",
+        description="Key prefix SES's receipt rule writes raw mail under in the raw bucket;"
+        " a notification naming any other key is refused ('' accepts the whole bucket).",
+    )
     sanitize_html: bool = True
 
     @field_validator(*_LIST_FIELDS, mode="before")

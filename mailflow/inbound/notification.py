@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from mailflow.contracts.inbound import Verdicts, VerdictStatus
-from mailflow.errors import ValidationFailed
+from mailflow.errors import PermanentError, ValidationFailed
 
 _STATUSES: frozenset[str] = frozenset({"PASS", "FAIL", "GRAY", "PROCESSING_FAILED", "DISABLED"})
 
@@ -39,6 +39,34 @@ class Notification:
     recipients: tuple[str, ...] | None  # None: S3 event, read them from the raw email
     verdicts: Verdicts = field(default_factory=Verdicts)
     envelope_sender: str | None = None
+
+
+class UntrustedNotification(PermanentError):
+    """A notification pointing outside what SES writes: never read, always recorded.
+
+    Only SES (through the inbound topic) may write the inbound queue, so this is either
+    a misconfiguration or someone with write access trying to make mailflow deliver an
+    object they cannot read themselves (another app's attachment). Not a rejection of
+    an email: a failure, so the alarm on failures fires.
+    """
+
+    code = "untrusted_notification"
+
+
+def check_source(notification: Notification, raw_bucket: str, key_prefix: str) -> None:
+    """Refuse a notification whose object is not in the raw bucket under SES's prefix."""
+    if notification.bucket != raw_bucket:
+        raise UntrustedNotification(
+            f"notification names bucket {notification.bucket!r}, not the raw-mail bucket"
+            f" {raw_bucket!r}; nothing was read",
+            details={"bucket": notification.bucket, "key": notification.key},
+        )
+    if not notification.key.startswith(key_prefix) or ".." in notification.key.split("/"):
+        raise UntrustedNotification(
+            f"notification names key {notification.key!r} outside the receipt rule's"
+            f" prefix {key_prefix!r}; nothing was read",
+            details={"bucket": notification.bucket, "key": notification.key},
+        )
 
 
 def decode(body: str) -> Notification | None:

@@ -39,7 +39,7 @@ from mailflow.errors import (
 )
 from mailflow.inbound import attachments, message, metrics, policy
 from mailflow.inbound.io import QueueSender, download_raw, store_attachment
-from mailflow.inbound.notification import Notification, decode
+from mailflow.inbound.notification import Notification, check_source, decode
 from mailflow.inbound.parse import ParsedAttachment, ParsedEmail, parse_file
 from mailflow.inbound.routing import DEFAULT_ROUTE, Destination, RoutingPlan, route
 from mailflow.settings import Settings
@@ -87,6 +87,7 @@ class InboundPipeline:
             metrics.EMAILS.labels("test_event").inc()
             return Outcome()
         structlog.contextvars.bind_contextvars(ses_message_id=notification.ses_message_id)
+        check_source(notification, self.settings.raw_bucket, self.config.raw_key_prefix)
         try:
             received = await self._receive(notification)
             plan = route(received.recipients, self.settings)
@@ -153,8 +154,10 @@ class InboundPipeline:
             # Retryable first: the retry redoes only the destinations not yet completed.
             raise next((f for f in failures if f.retryable), failures[0])
         if plan.rejected:
+            # The addresses go to the failure record's details, not into the message.
             raise PolicyRejected(
-                "recipients name no configured app: " + ", ".join(sorted(plan.rejected)),
+                f"{len(plan.rejected)} recipient(s) name no configured app"
+                " (MAILFLOW_INBOUND__UNKNOWN_APP=reject)",
                 code="unknown_app",
                 details={"rejected": plan.rejected},
             )

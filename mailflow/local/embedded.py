@@ -15,6 +15,8 @@ from moto.server import ThreadedMotoServer
 DEFAULTS = {
     "MAILFLOW_DOMAINS": "example.com",
     "MAILFLOW_APPS": "app1,app2",
+    # One developer writes for every app here, and moto reports one SenderId for all.
+    "MAILFLOW_OUTBOUND__WRITER_IDENTITY": "off",
     "AWS_ACCESS_KEY_ID": "mailflow-local",
     "AWS_SECRET_ACCESS_KEY": "mailflow-local",
     "AWS_REGION": "us-east-1",

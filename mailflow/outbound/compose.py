@@ -2,7 +2,14 @@
 
 The message is 7-bit clean (quoted-printable or base64 bodies, RFC 2047 encoded words,
 RFC 2231 filenames), so it survives any relay and SES without 8BITMIME/SMTPUTF8. Lines
-end in CRLF and long headers are folded by the `SMTP` policy.
+end in CRLF.
+
+Every header value built from an app's input is encoded and folded here and written
+verbatim (`PreFoldedHeader`), never handed to the library's header parser: that parser
+*decodes* RFC 2047 encoded words it finds in plain text, so a subject such as
+`=?utf-8?b?SW52b2ljZQ0KQmNjOiBl...?=` (base64 of "Invoice\r\nBcc: e...") came out as a
+real `Bcc:` line. Text that could be mistaken for an encoded word is itself encoded, so
+a decoder shows the app's literal text and no decoder can turn it into a header line.
 
 Shapes: text -> text/plain; html -> text/html; both -> multipart/alternative (text first,
 so the preferred html is last); attachments -> multipart/mixed around that body.
@@ -11,13 +18,15 @@ so the preferred html is last); attachments -> multipart/mixed around that body.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.header import Header
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import Policy
 from email.utils import format_datetime, formataddr
+from urllib.parse import quote
 
 from mailflow.outbound.validation import Mailbox, ValidatedEmail
 
@@ -72,16 +81,34 @@ class PreFoldedHeader(str):
         return f"{self.name}: {self}{policy.linesep}"
 
 
-def _mailbox_text(header: str, mailbox: Mailbox, linesep: str) -> str:
-    """`name <addr>`: ASCII names quoted as needed, others as RFC 2047 encoded words.
+_LONGEST_PLAIN_WORD = 70
 
-    The legacy `Header` encoder splits long names into encoded words on character
+
+def _plain_ascii(text: str) -> bool:
+    """May `text` be written as it is? ASCII, no encoded-word opener, foldable words."""
+    return (
+        text.isascii()
+        and "=?" not in text
+        and all(len(word) <= _LONGEST_PLAIN_WORD for word in text.split())
+    )
+
+
+def encoded_text(header: str, text: str, linesep: str = "\r\n") -> str:
+    """Unstructured header text (a subject): folded ASCII, or RFC 2047 encoded words.
+
+    The legacy `Header` encoder splits long text into encoded words on character
     boundaries with *no* meaningful blank between them (RFC 2047 6.2), so decoding
-    restores the name exactly.
+    restores the text exactly, `=?...?=` sequences included.
     """
+    charset = "us-ascii" if _plain_ascii(text) else "utf-8"
+    return Header(text, charset, header_name=header).encode(linesep=linesep)
+
+
+def _mailbox_text(header: str, mailbox: Mailbox, linesep: str) -> str:
+    """`name <addr>`: plain ASCII names quoted as needed, others as encoded words."""
     if not mailbox.name:
         return mailbox.address
-    if mailbox.name.isascii():
+    if _plain_ascii(mailbox.name):
         return formataddr((mailbox.name, mailbox.address))
     words = Header(mailbox.name, "utf-8", header_name=header).encode(linesep=linesep)
     return f"{words} <{mailbox.address}>"
@@ -101,13 +128,15 @@ def _headers(msg: EmailMessage, email: ValidatedEmail, message_id: str, date: da
         msg["Cc"] = _address_header("Cc", email.cc)
     if email.reply_to:
         msg["Reply-To"] = _address_header("Reply-To", email.reply_to)
-    msg["Subject"] = email.subject
+    linesep = MIME_POLICY.linesep
+    msg["Subject"] = PreFoldedHeader("Subject", encoded_text("Subject", email.subject, linesep))
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
+    # Message ids were checked to be printable ASCII without blanks or brackets.
     if email.in_reply_to:
-        msg["In-Reply-To"] = email.in_reply_to
+        msg["In-Reply-To"] = PreFoldedHeader("In-Reply-To", email.in_reply_to)
     if email.references:
-        msg["References"] = " ".join(email.references)
+        msg["References"] = PreFoldedHeader("References", f"{linesep} ".join(email.references))
     if email.auto_submitted != "no":
         msg["Auto-Submitted"] = email.auto_submitted
         # Ask Exchange/Outlook not to answer with out-of-office replies (mail loops).
@@ -136,13 +165,61 @@ def compose(
     msg = EmailMessage(policy=MIME_POLICY)
     _headers(msg, email, message_id, date)
     _body(msg, email)
+    if attachments and msg.get_content_type() != "multipart/mixed":
+        msg.make_mixed()
     for attachment in attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        if maintype in {"multipart", "message"}:
-            # Such parts may not be base64-encoded (RFC 2046) and arbitrary bytes cannot
-            # be trusted to be 7-bit: ship them opaque; the filename keeps the extension.
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-        )
+        # typeshed types the payload as the container's own class; any MIMEPart is valid.
+        msg.attach(_attachment_part(attachment))  # type: ignore[arg-type]
     return msg.as_bytes(policy=MIME_POLICY)
+
+
+def _attachment_part(attachment: LoadedAttachment) -> MIMEPart:
+    maintype, _, subtype = attachment.content_type.partition("/")
+    if maintype in {"multipart", "message"}:
+        # Such parts may not be base64-encoded (RFC 2046) and arbitrary bytes cannot
+        # be trusted to be 7-bit: ship them opaque; the filename keeps the extension.
+        maintype, subtype = "application", "octet-stream"
+    part = MIMEPart(policy=MIME_POLICY)
+    part.set_content(attachment.data, maintype=maintype, subtype=subtype)
+    part["Content-Disposition"] = PreFoldedHeader(
+        "Content-Disposition", disposition(attachment.filename, MIME_POLICY.linesep)
+    )
+    return part
+
+
+_PARAMETER_CHUNK = 60
+# Written as a quoted string only when no parser could read it two ways: no quotes,
+# backslashes, brackets, `;`, `=` or `?` (encoded words), and short enough for one line.
+_PLAIN_FILENAME = re.compile(r"^[A-Za-z0-9 ._\-+()\[\]&,!#$%@~']{1,60}$")
+
+
+def disposition(filename: str, linesep: str = "\r\n") -> str:
+    """`attachment` with the filename as a quoted string, or RFC 2231 when it must be.
+
+    Lenient parsers decode encoded words even inside quoted strings (and CPython reads
+    `"<>"` as empty), so any name beyond a plain set of characters is only ever given
+    percent-encoded (`filename*=utf-8''...`), split into numbered continuations
+    (`filename*0*=`, ...) to keep lines short.
+    """
+    if _PLAIN_FILENAME.match(filename):
+        return f'attachment; filename="{filename}"'
+    encoded = quote(filename, safe="")
+    chunks = _split_percent_encoded(encoded, _PARAMETER_CHUNK)
+    if len(chunks) == 1:
+        return f"attachment; filename*=utf-8''{encoded}"
+    parts = [f"filename*0*=utf-8''{chunks[0]}"]
+    parts += [f"filename*{i}*={chunk}" for i, chunk in enumerate(chunks[1:], start=1)]
+    return "attachment;" + linesep + " " + (";" + linesep + " ").join(parts)
+
+
+def _split_percent_encoded(text: str, size: int) -> list[str]:
+    """Chunks of at most `size` characters that never cut a `%XX` escape in two."""
+    chunks: list[str] = []
+    while text:
+        cut = min(size, len(text))
+        percent = text.rfind("%", max(0, cut - 2), cut)
+        if percent != -1 and cut < len(text):
+            cut = percent
+        chunks.append(text[:cut])
+        text = text[cut:]
+    return chunks

@@ -7,9 +7,12 @@ operational settings too, documented in docs/outbound.md.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import NoDecode
+
+from mailflow.envlist import split_list
 
 SES_MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SESv2 SendEmail raw content limit
 SES_MAX_RECIPIENTS = 50  # SES limit on To + Cc + Bcc of one message
@@ -22,6 +25,19 @@ class OutboundSettings(BaseModel):
 
     configuration_set: str | None = Field(
         default=None, description="SES configuration set name passed on every send."
+    )
+
+    # --- who may write ---------------------------------------------------------------
+    writer_identity: Literal["enforce", "off"] = Field(
+        default="enforce",
+        description="enforce: an outbound message is sent only when SQS's SenderId (the"
+        " principal that wrote it) is one of the claimed app's `producers` or a trusted"
+        " writer. off: `source` is believed as written (embedded and compose set-ups).",
+    )
+    trusted_writers: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Principals that may write for any app: the worker's own task role"
+        " (it re-sends deferred messages) and the operators' role that runs `redrive`.",
     )
     max_recipients: int = Field(default=SES_MAX_RECIPIENTS, ge=1, le=SES_MAX_RECIPIENTS)
     max_message_bytes: int = Field(
@@ -93,3 +109,8 @@ class OutboundSettings(BaseModel):
         default="auto-generated",
         description="Default Auto-Submitted header (RFC 3834) when a message gives none.",
     )
+
+    @field_validator("trusted_writers", mode="before")
+    @classmethod
+    def _parse_writers(cls, value: Any) -> Any:
+        return split_list(value)

@@ -38,6 +38,11 @@ DUPLICATES = Counter(
     "Claims that found the (source, correlationId) already taken, by state.",
     ["state"],  # completed | in_progress | mismatch | send_started
 )
+WRITER_REFUSED = Counter(
+    "mailflow_outbound_writer_refused_total",
+    "Messages refused because their SQS writer is not a producer of the app they claim.",
+    ["app"],
+)
 OUTCOME_UNKNOWN = Counter(
     "mailflow_outbound_send_outcome_unknown_total",
     "Sends whose outcome could not be known (killed or cut off mid-call); never re-sent.",

@@ -46,6 +46,7 @@ from mailflow.errors import (
 from mailflow.outbound import metrics
 from mailflow.outbound.compose import compose, message_id_for
 from mailflow.outbound.governor import SendGovernor
+from mailflow.outbound.identity import writer_allowed
 from mailflow.outbound.io import StatusEvents, encoded_size, fetch_attachments, send_email_request
 from mailflow.outbound.schedule import defer_seconds
 from mailflow.outbound.validation import ValidatedEmail, parse_message, raw_source, validate
@@ -57,6 +58,16 @@ log = structlog.get_logger("mailflow.outbound")
 _NOT_SENT_IO = (EndpointConnectionError, ConnectTimeoutError)
 # SES's refusals, named for the outbound contract (docs/outbound.md).
 SES_CODES = {"aws_bad_request": "ses_bad_request"}
+
+
+class WriterNotAllowed(PermanentError):
+    """The message claims an app its writer may not speak for: refused, never sent.
+
+    Not told to the claimed app (that would hand whoever wrote it a way to fill the
+    victim's queue with failure events); recorded, logged as a failure and counted.
+    """
+
+    code = "writer_not_allowed"
 
 
 class SendOutcomeUnknown(PermanentError):
@@ -94,11 +105,13 @@ class OutboundPipeline:
         self.table = Table(clients.dynamodb, settings.idempotency_table, clock)
         self.governor = SendGovernor(self.config, clients.ses, clock=clock, rand=rand)
         self.events = StatusEvents(clients)
+        _announce_writer_identity(settings)
 
     def background_jobs(self) -> Sequence[BackgroundJob]:
         return self.governor.background_jobs()
 
     async def handle(self, message: SqsMessage) -> Outcome:
+        self._check_writer(message)
         email = validate(parse_message(message.body, self.settings), self.settings)
         structlog.contextvars.bind_contextvars(app=email.app, correlation_id=email.correlation_id)
         try:
@@ -109,6 +122,27 @@ class OutboundPipeline:
             exc.app = exc.app or email.app  # lands in the failure record, picks the event queue
             raise
         return Outcome(app=email.app)
+
+    def _check_writer(self, message: SqsMessage) -> None:
+        """Refuse a message whose SQS writer is not the app it claims to come from.
+
+        Checked before validation, so that a forged message cannot even earn the claimed
+        app an `email.failed` event.
+        """
+        if self.config.writer_identity == "off":
+            return
+        source, _ = raw_source(message.body)
+        if source not in self.settings.apps:
+            return  # validation refuses it and tells nobody
+        producers = (*self.settings.apps[source].producers, *self.config.trusted_writers)
+        if writer_allowed(message.sender_id, producers):
+            return
+        metrics.WRITER_REFUSED.labels(source).inc()
+        raise WriterNotAllowed(
+            f"the message claims app {source!r} but was written by {message.sender_id!r},"
+            f" which is not one of {source!r}'s producers; it is not sent",
+            details={"claimedApp": source, "senderId": message.sender_id},
+        )
 
     async def _send_once(self, email: ValidatedEmail) -> None:
         delay = defer_seconds(
@@ -304,6 +338,8 @@ class OutboundPipeline:
         self, message: SqsMessage, error: MailflowError, record: FailureRecord
     ) -> None:
         """Tell the app its email will not go out (when the app is known at all)."""
+        if isinstance(error, WriterNotAllowed):
+            return  # the claimed app did not write it: nothing to tell it
         source, correlation_id = raw_source(message.body)
         app = error.app or (source if source in self.settings.apps else None)
         if app is None:
@@ -324,3 +360,22 @@ class OutboundPipeline:
         except MissingResource as exc:
             # The app's queue is missing: retrying would loop; the failure record stands.
             log.error("outbound.failure_event_undeliverable", error=str(exc))
+
+
+def _announce_writer_identity(settings: Settings) -> None:
+    """Say loudly at start when an app's identity is not checked, or cannot be proven."""
+    if settings.outbound.writer_identity == "off":
+        log.warning(
+            "outbound.writer_identity_off",
+            detail="MAILFLOW_OUTBOUND__WRITER_IDENTITY=off: any writer of the outbound queue"
+            " can send as any app; use only where one party writes for every app",
+        )
+        return
+    unprovable = sorted(a for a, cfg in settings.apps.items() if not cfg.producers)
+    if unprovable:
+        log.error(
+            "outbound.apps_without_producers",
+            apps=unprovable,
+            detail="these apps have no producers configured: their outbound messages are"
+            " refused (writer_not_allowed) until MAILFLOW_APPS names who writes them",
+        )

@@ -13,6 +13,7 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import decode_header, make_header
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ _MIME_TYPE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
 )
 _MSG_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,900}$")  # printable ASCII minus < > and space
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def _validate_for_app(message: OutboundMessage, app: str, settings: Settings) ->
     sender = _mailbox("email.from", email.from_)
     if not sender_allowed(sender.address, app, config, settings.domains):
         raise PolicyRejected(
-            f"app {app!r} may not send as {sender.address!r}: use _{app}@<one of "
+            f"app {app!r} may not send as email.from: use _{app}@<one of "
             f"{', '.join(settings.domains)}>, an alias of the app or an allowed sender",
             code="sender_not_allowed",
         )
@@ -212,8 +214,24 @@ def check_header_value(field: str, value: str) -> None:
         )
 
 
+def check_no_hidden_controls(field: str, value: str) -> None:
+    """Reject RFC 2047 encoded words that decode to control characters.
+
+    Used for the tokens mailflow writes verbatim (addresses, message ids), where text
+    cannot be re-encoded: a lenient decoder downstream would otherwise turn
+    `=?utf-8?b?...?=` into a line break. (Free text is encoded instead; see compose.)
+    """
+    for word in _ENCODED_WORD.findall(value):
+        try:
+            decoded = str(make_header(decode_header(word)))
+        except (ValueError, LookupError, UnicodeError):
+            continue  # not a decodable encoded word: it stays literal text everywhere
+        check_header_value(f"{field} (decoded RFC 2047 word)", decoded)
+
+
 def _mailbox(field: str, value: EmailAddress) -> Mailbox:
     check_header_value(f"{field}.address", value.address)
+    check_no_hidden_controls(f"{field}.address", value.address)
     if value.name is not None:
         check_header_value(f"{field}.name", value.name)
     return Mailbox(normalize_address(field, value.address), value.name or None)
@@ -233,11 +251,11 @@ def normalize_address(field: str, address: str) -> str:
         result = validate_email(address, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise ValidationFailed(
-            f"{field}: {address!r} is not a valid address: {exc}", code="invalid_address"
+            f"{field} is not a valid address: {exc}", code="invalid_address"
         ) from None
     if result.ascii_email is None:
         raise ValidationFailed(
-            f"{field}: {address!r} has a non-ASCII local part, which SES cannot send",
+            f"{field} has a non-ASCII local part, which SES cannot send",
             code="invalid_address",
         )
     return result.ascii_email
@@ -339,12 +357,13 @@ def _msg_id(field: str, value: str | None) -> str | None:
     if value is None:
         return None
     check_header_value(field, value)
+    check_no_hidden_controls(field, value)
     bare = value.strip()
     while bare.startswith("<") and bare.endswith(">"):
         bare = bare[1:-1].strip()
     if not _MSG_ID.match(bare):
         raise ValidationFailed(
-            f"{field}: {value!r} is not a message id (printable ASCII, no spaces or <>)",
+            f"{field} is not a message id (printable ASCII, no spaces or <>)",
             code="invalid_header",
         )
     return f"<{bare}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -58,6 +59,12 @@ async def test_attachments_are_stored_with_type_name_and_working_url(
     assert head["Metadata"]["original-filename"] == "report.pdf"
     with urllib.request.urlopen(pdf["presignedUrl"], timeout=5) as response:
         assert response.read() == PDF_SMALL
+    # SigV4 query signing: S3 refuses SigV2 URLs for SSE-KMS objects (moto accepts both).
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(pdf["presignedUrl"]).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert {"X-Amz-Credential", "X-Amz-Signature", "X-Amz-Expires"} <= set(query)
+    assert "AWSAccessKeyId" not in query
+    assert "Signature" not in query
     assert png["contentType"] == "image/png"
     assert png["detectedContentType"] == "image/png"
 
@@ -193,3 +200,69 @@ async def test_s3_event_virus_header_rejects(provisioned: Settings, aws: AwsClie
     with pytest.raises(PolicyRejected) as info:
         await handle_next(provisioned, aws)
     assert info.value.code == "virus_detected"
+
+
+def forged(settings: Settings, *, bucket: str, key: str) -> SqsMessage:
+    """An SES notification as an attacker with write access to the inbound queue makes it."""
+    from datetime import UTC, datetime
+
+    from mailflow.ops.inject import ses_notification, sns_envelope
+
+    now = datetime.now(UTC)
+    verdicts = dict.fromkeys(("spam", "virus", "spf", "dkim", "dmarc"), "PASS")
+    body = ses_notification(
+        bucket=bucket,
+        key=key,
+        ses_message_id="forged0000000000000000000000",
+        recipients=["_app1@example.com"],
+        sender="attacker@evil.example",
+        stored=CORPUS["plain.eml"],
+        verdicts=verdicts,
+        received_at=now,
+        region="us-east-1",
+    )
+    return SqsMessage(
+        queue=settings.inbound_queue,
+        queue_url="http://unused",
+        message_id="m-forged",
+        receipt_handle="r",
+        body=json.dumps(sns_envelope(body, region="us-east-1", timestamp=now)),
+    )
+
+
+async def test_a_notification_naming_another_bucket_reads_nothing(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    """app2's outbound object, named in a forged notification to _app1: never delivered."""
+    key = "outbound/app2/secret.eml"
+    await aws.s3.put_object(Bucket=provisioned.attachments_bucket, Key=key, Body=b"secret")
+    message = forged(provisioned, bucket=provisioned.attachments_bucket, key=key)
+    with pytest.raises(PermanentError) as info:
+        await InboundPipeline(provisioned, aws).handle(message)
+    assert info.value.code == "untrusted_notification"
+    assert not info.value.retryable
+    assert await queue_count(aws.sqs, await aws.queues.url(provisioned.app_queue("app1"))) == 0
+
+
+@pytest.mark.parametrize("key", ["elsewhere/abc", "inbound/../elsewhere/abc", "inbound"])
+async def test_a_key_outside_the_receipt_rules_prefix_reads_nothing(
+    make_settings: Any, aws: AwsClients, key: str
+) -> None:
+    settings = make_settings(inbound={"raw_key_prefix": "inbound/"})
+    await aws.s3.put_object(Bucket=settings.raw_bucket, Key=key, Body=CORPUS["plain.eml"])
+    with pytest.raises(PermanentError) as info:
+        await InboundPipeline(settings, aws).handle(
+            forged(settings, bucket=settings.raw_bucket, key=key)
+        )
+    assert info.value.code == "untrusted_notification"
+    assert await queue_count(aws.sqs, await aws.queues.url(settings.app_queue("app1"))) == 0
+
+
+async def test_a_key_under_the_prefix_is_read(make_settings: Any, aws: AwsClients) -> None:
+    settings = make_settings(inbound={"raw_key_prefix": "inbound/"})
+    key = "inbound/abc"
+    await aws.s3.put_object(Bucket=settings.raw_bucket, Key=key, Body=CORPUS["plain.eml"])
+    await InboundPipeline(settings, aws).handle(
+        forged(settings, bucket=settings.raw_bucket, key=key)
+    )
+    assert len(await app_messages(aws, settings, "app1")) == 1
