@@ -2,6 +2,17 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
+# The unique ids (AROA...) SQS reports as SenderId for the roles that write outbound mail.
+data "aws_iam_role" "producer" {
+  for_each = local.producer_role_names
+  name     = each.value
+}
+
+data "aws_iam_role" "operator" {
+  for_each = local.operator_role_names
+  name     = each.value
+}
+
 locals {
   account_id = data.aws_caller_identity.current.account_id
   region     = data.aws_region.current.name
@@ -89,7 +100,7 @@ locals {
   worker_environment_base = {
     AWS_REGION                          = local.region
     MAILFLOW_DOMAINS                    = jsonencode(var.domains)
-    MAILFLOW_APPS                       = jsonencode(var.apps)
+    MAILFLOW_APPS                       = jsonencode(local.worker_apps)
     MAILFLOW_APP_QUEUE_PREFIX           = local.prefix
     MAILFLOW_INBOUND_QUEUE              = local.queues.inbound
     MAILFLOW_OUTBOUND_QUEUE             = local.queues.outbound
@@ -109,7 +120,9 @@ locals {
     MAILFLOW_LOG_FORMAT                 = "json"
     # Each task takes MaxSendRate * send_rate_fraction / task_count: dividing by the
     # autoscaling ceiling never exceeds the account's rate, whatever the task count.
-    MAILFLOW_OUTBOUND__TASK_COUNT = tostring(var.max_tasks)
+    MAILFLOW_OUTBOUND__TASK_COUNT      = tostring(var.max_tasks)
+    MAILFLOW_OUTBOUND__WRITER_IDENTITY = var.outbound_writer_identity
+    MAILFLOW_OUTBOUND__TRUSTED_WRITERS = jsonencode(local.trusted_writers)
   }
   worker_environment_optional = {
     MAILFLOW_OUTBOUND__CONFIGURATION_SET = var.create_configuration_set ? local.configuration_set_name : null
@@ -124,6 +137,28 @@ locals {
   sandbox_recipient_identity_arns = [
     for r in var.ses_sandbox_recipients : "arn:${local.partition}:ses:${local.region}:${local.account_id}:identity/${r}"
   ]
+
+  # Who may write each app's outbound messages, as SQS's SenderId names them: role
+  # unique ids (looked up from the ARNs) and ids given as they are.
+  producer_role_names = toset(flatten([
+    for app, cfg in var.apps : [for arn in cfg.producer_role_arns : reverse(split("/", arn))[0]]
+  ]))
+  operator_role_names = toset([for arn in var.operator_role_arns : reverse(split("/", arn))[0]])
+  worker_apps = {
+    for app, cfg in var.apps : app => {
+      aliases            = cfg.aliases
+      allowed_senders    = cfg.allowed_senders
+      attachment_sources = cfg.attachment_sources
+      producers = concat(
+        [for arn in cfg.producer_role_arns : data.aws_iam_role.producer[reverse(split("/", arn))[0]].unique_id],
+        cfg.producers,
+      )
+    }
+  }
+  trusted_writers = concat(
+    [aws_iam_role.task.unique_id],
+    [for name in local.operator_role_names : data.aws_iam_role.operator[name].unique_id],
+  )
 
   # S3 locations the worker may read outbound attachments from (AppConfig.attachment_sources).
   attachment_source_object_arns = distinct(flatten([

@@ -31,12 +31,19 @@ variable "apps" {
     configuration reference): aliases (extra local parts routed to the app),
     allowed_senders (extra From addresses), attachment_sources ("bucket" or
     "bucket/prefix" outbound attachments may be read from; the task role gets
-    s3:GetObject on them).
+    s3:GetObject on them), and who writes the app's outbound messages: the ARNs of
+    the app's IAM roles in this account (producer_role_arns; the module looks up
+    their unique ids) and/or principal ids SQS reports as SenderId (producers: AROA...
+    role ids, AIDA... user ids, account ids; for writers in other accounts). With
+    outbound_writer_identity = "enforce", a message claiming the app from any other
+    writer is refused.
   EOT
   type = map(object({
     aliases            = optional(list(string), [])
     allowed_senders    = optional(list(string), [])
     attachment_sources = optional(list(string), [])
+    producer_role_arns = optional(list(string), [])
+    producers          = optional(list(string), [])
   }))
   default = {}
 
@@ -590,4 +597,26 @@ variable "adot_image" {
   description = "AWS Distro for OpenTelemetry collector image for the sidecar (prometheus_mode = \"amp\"). The default is on ECR Public, which tasks reach only through a NAT gateway or a public IP (ECR Public is not served by the ecr.api/ecr.dkr VPC endpoints): with endpoints only, copy it into a private ECR repository (e.g. the module's, as tag adot-<version>) and set this to that reference."
   type        = string
   default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+}
+
+variable "outbound_writer_identity" {
+  description = <<-EOT
+    MAILFLOW_OUTBOUND__WRITER_IDENTITY. "enforce": an outbound message is sent only when
+    SQS's SenderId (who wrote it) is one of the claimed app's producers, the worker's
+    own task role (it re-sends deferred messages) or an operator_role_arns role (redrive).
+    "off" believes the message's `source`: only where one party writes for every app.
+  EOT
+  type        = string
+  default     = "enforce"
+
+  validation {
+    condition     = contains(["enforce", "off"], var.outbound_writer_identity)
+    error_message = "outbound_writer_identity must be enforce or off."
+  }
+}
+
+variable "operator_role_arns" {
+  description = "IAM roles (this account) whose sessions may write outbound messages for any app: the role operators run `mailflow redrive` with."
+  type        = list(string)
+  default     = []
 }

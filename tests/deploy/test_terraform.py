@@ -166,7 +166,7 @@ def test_task_environment_names_are_settings_fields(module: Module) -> None:
         f"Terraform sets variables mailflow.settings.Settings does not read: {unknown}"
     )
     assert required <= set(env), f"required settings missing: {sorted(required - set(env))}"
-    assert env["MAILFLOW_APPS"] == "${jsonencode(var.apps)}"
+    assert env["MAILFLOW_APPS"] == "${jsonencode(local.worker_apps)}"
     assert env["MAILFLOW_DOMAINS"] == "${jsonencode(var.domains)}"
     container = module.locals["worker_container"]
     assert "local.worker_environment[k]" in expr(container["environment"])
@@ -180,7 +180,11 @@ def test_app_object_fields_are_appconfig_fields(module: Module) -> None:
         re.findall(r"'(\w+)': '\$\{optional", app_type)
     )
     assert fields, app_type
-    assert fields <= set(AppConfig.model_fields)
+    # producer_role_arns is the module's own: it becomes AppConfig.producers (unique ids).
+    assert fields - {"producer_role_arns"} <= set(AppConfig.model_fields)
+    worker_apps = expr(module.locals["worker_apps"])
+    given = set(re.findall(r"(\w+)\s*=", worker_apps.split("=>", 1)[1]))
+    assert given <= set(AppConfig.model_fields), given - set(AppConfig.model_fields)
 
 
 def test_app_name_rule_matches_the_code(module: Module) -> None:
