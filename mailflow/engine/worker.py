@@ -14,6 +14,7 @@ import anyio
 import structlog
 
 from mailflow.aws.clients import AwsClients, open_clients
+from mailflow.engine.budget import ByteBudget
 from mailflow.engine.consumer import Consumer, EngineConfig
 from mailflow.engine.message import BackgroundJob, Direction, Handler
 from mailflow.engine.preflight import check_resources
@@ -35,12 +36,13 @@ _DEPTH_ATTRIBUTES = {
 
 
 def build_handlers(settings: Settings, clients: AwsClients) -> dict[Direction, Handler]:
-    """The production pipeline of each enabled direction."""
+    """The production pipeline of each enabled direction, sharing one byte budget."""
+    budget = ByteBudget(settings.max_in_flight_bytes)
     handlers: dict[Direction, Handler] = {}
     if "inbound" in settings.consumers:
-        handlers["inbound"] = InboundPipeline(settings, clients)
+        handlers["inbound"] = InboundPipeline(settings, clients, budget)
     if "outbound" in settings.consumers:
-        handlers["outbound"] = OutboundPipeline(settings, clients)
+        handlers["outbound"] = OutboundPipeline(settings, clients, budget=budget)
     return handlers
 
 

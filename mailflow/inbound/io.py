@@ -17,6 +17,7 @@ from urllib.parse import quote
 import anyio
 
 from mailflow.aws.clients import AwsClients
+from mailflow.engine.budget import ByteBudget
 from mailflow.errors import PolicyRejected, aws_errors
 from mailflow.inbound.pointer import DEFAULT_MAX_MESSAGE_SIZE, needs_offload, pointer
 
@@ -30,23 +31,47 @@ RAW_EMAIL_CODES = {"object_not_found": "raw_email_missing"}
 
 @asynccontextmanager
 async def download_raw(
-    clients: AwsClients, bucket: str, key: str, max_bytes: int
+    clients: AwsClients, bucket: str, key: str, max_bytes: int, budget: ByteBudget
 ) -> AsyncIterator[IO[bytes]]:
     """Stream the raw email into a spooled temp file (memory up to 8 MB, then disk).
 
-    The size limit is checked against Content-Length first and again while reading.
-    Writes past the in-memory part go through a worker thread: disk I/O never blocks
-    the event loop.
+    The email's size is held in the byte budget for as long as the block runs (the
+    caller parses and delivers inside it). GetObject's answer tells the size; when the
+    budget has no room, the stream is closed while waiting and opened again after, so
+    no connection idles. The size limit is checked against Content-Length first and
+    again while reading. Writes past the in-memory part go through a worker thread:
+    disk I/O never blocks the event loop.
     """
     where = f"s3://{bucket}/{key}"
-    with aws_errors(f"GetObject {where}", RAW_EMAIL_CODES):
-        response = await clients.s3.get_object(Bucket=bucket, Key=key)
+    response = await _get_raw(clients, bucket, key)
     length = int(response.get("ContentLength") or 0)
-    body = response["Body"]
+    if length > max_bytes:
+        response["Body"].close()
+        raise _too_large(length, max_bytes)
+    if not budget.try_take(length):
+        response["Body"].close()
+        await budget.take(length)
+        try:
+            response = await _get_raw(clients, bucket, key)
+        except BaseException:
+            await budget.give(length)
+            raise
+    try:
+        async with _spooled(response["Body"], where, max_bytes) as spool:
+            yield spool
+    finally:
+        await budget.give(length)
+
+
+async def _get_raw(clients: AwsClients, bucket: str, key: str) -> Any:
+    with aws_errors(f"GetObject s3://{bucket}/{key}", RAW_EMAIL_CODES):
+        return await clients.s3.get_object(Bucket=bucket, Key=key)
+
+
+@asynccontextmanager
+async def _spooled(body: Any, where: str, max_bytes: int) -> AsyncIterator[IO[bytes]]:
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         try:
-            if length > max_bytes:
-                raise _too_large(length, max_bytes)
             total = 0
             with aws_errors(f"reading {where}", RAW_EMAIL_CODES):
                 while chunk := await body.read(_CHUNK):

@@ -28,6 +28,7 @@ from mailflow.aws.clients import AwsClients
 from mailflow.aws.table import Table
 from mailflow.contracts.failure import FailureRecord
 from mailflow.contracts.inbound import Attachment, EmailBody, RawEmailLocation, Verdicts
+from mailflow.engine.budget import ByteBudget
 from mailflow.engine.cpu import run_cpu
 from mailflow.engine.message import BackgroundJob, Direction, Outcome, SqsMessage
 from mailflow.errors import (
@@ -70,10 +71,13 @@ class InboundPipeline:
 
     direction: Direction = "inbound"
 
-    def __init__(self, settings: Settings, clients: AwsClients) -> None:
+    def __init__(
+        self, settings: Settings, clients: AwsClients, budget: ByteBudget | None = None
+    ) -> None:
         self.settings = settings
         self.config = settings.inbound
         self.clients = clients
+        self.budget = budget or ByteBudget(settings.max_in_flight_bytes)
         self.table = Table(clients.dynamodb, settings.idempotency_table)
         self.sender = QueueSender(clients, settings.attachments_bucket)
 
@@ -89,9 +93,17 @@ class InboundPipeline:
         structlog.contextvars.bind_contextvars(ses_message_id=notification.ses_message_id)
         check_source(notification, self.settings.raw_bucket, self.config.raw_key_prefix)
         try:
-            received = await self._receive(notification)
-            plan = route(received.recipients, self.settings)
-            await self._deliver_all(received, plan)
+            # The email's bytes are held in the budget until every app has its message.
+            async with download_raw(
+                self.clients,
+                notification.bucket,
+                notification.key,
+                self.config.max_email_bytes,
+                self.budget,
+            ) as stream:
+                received = await self._receive(notification, stream)
+                plan = route(received.recipients, self.settings)
+                await self._deliver_all(received, plan)
         except MailflowError as exc:
             # Lands in the failure record: which email, without opening the notification.
             exc.details.setdefault("sesMessageId", notification.ses_message_id)
@@ -110,12 +122,9 @@ class InboundPipeline:
 
     # -- steps ----------------------------------------------------------------------------
 
-    async def _receive(self, notification: Notification) -> Received:
-        async with download_raw(
-            self.clients, notification.bucket, notification.key, self.config.max_email_bytes
-        ) as stream:
-            # Parsing and sanitizing are the CPU-heavy part of a big email: off the loop.
-            parsed, body = await anyio.to_thread.run_sync(self._parse, stream)
+    async def _receive(self, notification: Notification, stream: IO[bytes]) -> Received:
+        # Parsing and sanitizing are the CPU-heavy part of a big email: off the loop.
+        parsed, body = await anyio.to_thread.run_sync(self._parse, stream)
         if notification.recipients is not None:
             recipients, source = notification.recipients, "envelope"
             verdicts = notification.verdicts

@@ -55,3 +55,11 @@ QUEUE_DEPTH = Gauge(
     "Approximate messages in each queue the worker uses, polled from SQS.",
     ["queue", "state"],
 )
+IN_FLIGHT_BYTES = Gauge(
+    "mailflow_in_flight_bytes",
+    "Email bytes this process holds now, counted against MAILFLOW_MAX_IN_FLIGHT_BYTES.",
+)
+BUDGET_WAITS = Counter(
+    "mailflow_budget_waits_total",
+    "Times a message waited for room in MAILFLOW_MAX_IN_FLIGHT_BYTES.",
+)

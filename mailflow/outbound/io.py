@@ -39,6 +39,16 @@ def _too_large(limit: int) -> PolicyRejected:
     )
 
 
+async def attachment_sizes(s3: S3Client, plans: tuple[AttachmentPlan, ...]) -> list[int]:
+    """Each attachment's size from a HEAD: the email's size is known before any download."""
+    sizes: list[int] = []
+    for plan in plans:
+        with aws_errors(f"reading attachment s3://{plan.bucket}/{plan.key}", ATTACHMENT_CODES):
+            head = await s3.head_object(Bucket=plan.bucket, Key=plan.key)
+        sizes.append(int(head.get("ContentLength", 0)))
+    return sizes
+
+
 async def fetch_attachments(
     s3: S3Client, plans: tuple[AttachmentPlan, ...], *, budget_bytes: int
 ) -> list[LoadedAttachment]:

@@ -32,6 +32,7 @@ from mailflow.aws.clients import AwsClients
 from mailflow.aws.table import Table
 from mailflow.contracts.failure import FailureRecord
 from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent
+from mailflow.engine.budget import ByteBudget
 from mailflow.engine.cpu import run_cpu
 from mailflow.engine.message import BackgroundJob, Deferral, Direction, Outcome, SqsMessage
 from mailflow.errors import (
@@ -47,7 +48,13 @@ from mailflow.outbound import metrics
 from mailflow.outbound.compose import compose, message_id_for
 from mailflow.outbound.governor import SendGovernor
 from mailflow.outbound.identity import writer_allowed
-from mailflow.outbound.io import StatusEvents, encoded_size, fetch_attachments, send_email_request
+from mailflow.outbound.io import (
+    StatusEvents,
+    attachment_sizes,
+    encoded_size,
+    fetch_attachments,
+    send_email_request,
+)
 from mailflow.outbound.schedule import defer_seconds
 from mailflow.outbound.validation import ValidatedEmail, parse_message, raw_source, validate
 from mailflow.settings import Settings
@@ -96,8 +103,10 @@ class OutboundPipeline:
         *,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.settings = settings
+        self.budget = budget or ByteBudget(settings.max_in_flight_bytes)
         self.config = settings.outbound
         self.clients = clients
         self.clock = clock
@@ -157,6 +166,26 @@ class OutboundPipeline:
         wait = await self.governor.admit()
         if wait is not None:
             raise _Hold(wait)
+        size = await self._message_size(email)
+        # Attachments, the composed message and the SES request live until SES answers.
+        async with self.budget.held(size):
+            await self._claim_and_send(email)
+
+    async def _message_size(self, email: ValidatedEmail) -> int:
+        """The composed message's size, known from HEADs; too large is refused unread."""
+        bodies = len((email.text or "").encode()) + len((email.html or "").encode())
+        sizes = await attachment_sizes(self.clients.s3, email.attachments)
+        size = encoded_size(bodies) + sum(encoded_size(n) for n in sizes)
+        limit = self.config.max_message_bytes
+        if size > limit:
+            raise PolicyRejected(
+                f"the message would be {size} bytes with its attachments base64-encoded;"
+                f" the limit is {limit}",
+                code="message_too_large",
+            )
+        return size
+
+    async def _claim_and_send(self, email: ValidatedEmail) -> None:
         key = keys.outbound_email(email.app, email.correlation_id)
         claim = await self.table.claim(
             key,
