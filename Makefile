@@ -1,6 +1,7 @@
 # The two commands of the README, plus the pieces they are made of.
 #   make local   set up .venv and run the worker against the embedded AWS (no Docker, no account)
 #   make test    set up .venv and the tool venv, then lint, type-check and run the whole suite
+#   make check   the inner loop (under a minute): lint, types, unit tests
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # checkov pins a botocore that clashes with aioboto3's, so it gets a venv of its own.
 TOOLS_VENV := .venv-tools
 
-.PHONY: local test lint typecheck pytest lock bench clean
+.PHONY: local test check lint typecheck pytest unit lock bench clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ pytest: $(STAMP) $(TOOLS_VENV)/bin/checkov
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+check: lint typecheck unit
 
 lock:
 	tools/lock.sh

@@ -228,11 +228,13 @@ plain_names = st.text(
     # CPython's get_filename() strips one pair of <...> around a name (email.utils.unquote),
     # whatever the encoding: a reader's quirk, not the message's.
     filename=printable.filter(
-        lambda s: s.strip() != ""
-        and "/" not in s
-        and "\\" not in s
-        and s == s.strip()
-        and not (s.startswith("<") and s.endswith(">"))
+        lambda s: (
+            s.strip() != ""
+            and "/" not in s
+            and "\\" not in s
+            and s == s.strip()
+            and not (s.startswith("<") and s.endswith(">"))
+        )
     ),
 )
 def test_property_composed_message_parses_back(
