@@ -22,7 +22,7 @@ import pytest
 from mailflow.aws.clients import AwsClients
 from mailflow.settings import Settings
 from tests.fault_proxy import FaultProxy
-from tests.helpers import WorkerProcess, receive_all
+from tests.helpers import WorkerProcess, queue_count, receive_all
 from tests.integration.outbound.support import (
     SentMail,
     message,
@@ -66,6 +66,14 @@ async def wait_sent(endpoint: str, count: int, timeout: float = 30.0) -> list[Se
             return mails
         await anyio.sleep(0.3)
     return sent_mail(endpoint)
+
+
+async def settled(aws: AwsClients, settings: Settings, timeout: float = 30.0) -> None:
+    """Wait until the outbound queue holds nothing (visible, in flight or delayed)."""
+    url = await aws.queues.url(settings.outbound_queue)
+    with anyio.fail_after(timeout):
+        while await queue_count(aws.sqs, url):
+            await anyio.sleep(0.2)
 
 
 async def app_events(
@@ -112,7 +120,7 @@ async def test_duplicate_message_is_sent_once(
         events = await app_events(aws, provisioned, "app1", 3)
         await put(aws, provisioned, README_CAMEL)  # a late redelivery
         events += await app_events(aws, provisioned, "app1", 1)
-        await anyio.sleep(1.0)
+        await settled(aws, provisioned)  # every copy deleted: none can send any more
     assert len(sent_mail(moto_endpoint)) == 1
     assert len(events) == 4
     assert {e["sesMessageId"] for e in events} == {sent_mail(moto_endpoint)[0].ses_id}

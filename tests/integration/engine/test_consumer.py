@@ -8,12 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 
 from mailflow.aws.clients import AwsClients
 from mailflow.contracts.failure import FailureRecord
 from mailflow.engine.consumer import Consumer, EngineConfig
 from mailflow.engine.message import BackgroundJob, Outcome, SqsMessage
-from mailflow.errors import MailflowError, PermanentError, RetryableError
+from mailflow.errors import MailflowError, PermanentError, RetryableError, ValidationFailed
 from mailflow.settings import Settings
 from tests.helpers import queue_count, receive_all
 
@@ -46,6 +47,8 @@ class ScriptedHandler:
             raise RetryableError("first attempt fails")
         if body.startswith("poison"):
             raise PermanentError("cannot ever work", code="poison_pill", app="app1")
+        if body.startswith("invalid"):
+            raise ValidationFailed("not what the contract says", code="invalid_message")
         if body.startswith("flaky"):
             raise RuntimeError("always broken")
         if body.startswith("slow:"):
@@ -268,3 +271,32 @@ async def test_concurrency_is_bounded(provisioned: Settings, aws: AwsClients, co
         make_consumer(provisioned, aws, handler, config), lambda: len(handler.done) == count
     )
     assert peak == 3
+
+
+async def test_rejections_are_logged_apart_from_failures(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    """The alarm counts `message.failed` lines: bad input must not page anyone."""
+    await send(aws, provisioned.inbound_queue, "poison", "invalid", "flaky")
+    handler = ScriptedHandler()
+    with structlog.testing.capture_logs() as logs:
+        await run_until(
+            make_consumer(provisioned, aws, handler),
+            lambda: len(handler.failures) == 3,
+            timeout=30,
+        )
+    fates = {
+        (e["event"], e["error_code"])
+        for e in logs
+        if e["event"].startswith("message.")
+        and e["event"] in {"message.failed", "message.rejected"}
+    }
+    assert fates == {
+        ("message.failed", "poison_pill"),
+        ("message.rejected", "invalid_message"),
+        ("message.failed", "retries_exhausted:unexpected_error"),
+    }
+    unexpected = next(
+        e for e in logs if e.get("error_code") == "retries_exhausted:unexpected_error"
+    )
+    assert isinstance(unexpected["exc_info"], RuntimeError)  # the traceback is logged

@@ -93,7 +93,13 @@ async def test_smtp_listener_delivers_like_ses(provisioned: Settings, aws: AwsCl
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(serve_smtp, provisioned, aws, "127.0.0.1", port)
-        await anyio.sleep(0.3)
+        with anyio.fail_after(10):  # until the listener accepts connections
+            while True:
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.02)
         refused = await anyio.to_thread.run_sync(send)
         tg.cancel_scope.cancel()
     assert list(refused) == ["x@elsewhere.test"]
