@@ -118,9 +118,8 @@ locals {
     MAILFLOW_MAX_IN_FLIGHT_BYTES        = tostring(local.max_in_flight_bytes)
     MAILFLOW_LOG_LEVEL                  = var.log_level
     MAILFLOW_LOG_FORMAT                 = "json"
-    # Each task takes MaxSendRate * send_rate_fraction / task_count: dividing by the
-    # autoscaling ceiling never exceeds the account's rate, whatever the task count.
-    MAILFLOW_OUTBOUND__TASK_COUNT      = tostring(var.max_tasks)
+    # No MAILFLOW_OUTBOUND__TASK_COUNT: the running tasks count themselves through a
+    # roster in the table and share the SES rate (one task alone uses all of it).
     MAILFLOW_OUTBOUND__WRITER_IDENTITY = var.outbound_writer_identity
     MAILFLOW_OUTBOUND__TRUSTED_WRITERS = jsonencode(local.trusted_writers)
   }

@@ -28,6 +28,11 @@ def send_marker(app: str, correlation_id: str) -> str:
     return f"outbound-send#{app}#{correlation_id}"
 
 
+def senders_roster() -> str:
+    """Roster: the worker tasks sending outbound mail now (they share the SES rate)."""
+    return "roster#outbound-senders"
+
+
 def sender_window(sender: str, now: datetime) -> str:
     """Counter: one sender's emails in one clock hour (the inbound rate limit)."""
     return f"ratelimit#{sender.lower()}#{now:%Y%m%d%H}"

@@ -17,7 +17,8 @@ items only eventually (up to days later).
 
 A send marker is written just before SES `SendEmail` and removed only when SES answered
 with an error: a later attempt that finds one knows an earlier send's outcome is unknown.
-A rate window counts distinct ids per key; a repeated id is not counted twice.
+A rate window counts distinct ids per key; a repeated id is not counted twice. A roster
+is one item whose attributes are its members' last heartbeats.
 """
 
 from __future__ import annotations
@@ -205,6 +206,46 @@ class Table:
                 raise
             return False
         return True
+
+    # --- rosters ---------------------------------------------------------------------
+
+    async def heartbeat(self, key: str, member: str, *, stale_after: float) -> int:
+        """Record `member` alive now; return how many members are alive (itself included).
+
+        One UpdateItem that returns the whole item, so the count costs no extra read.
+        Members silent for `stale_after` seconds do not count and are removed.
+        """
+        now = self.clock()
+        attribute = f"m_{member}"
+        response = await self.dynamodb.update_item(
+            TableName=self.name,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            UpdateExpression="SET #member = :now, #exp = :exp",
+            ExpressionAttributeNames={"#member": attribute, "#exp": TTL_ATTRIBUTE},
+            ExpressionAttributeValues={
+                ":now": {"N": f"{now:.3f}"},
+                ":exp": {"N": str(int(now + 10 * stale_after))},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        seen = {
+            name: float(value.get("N", "0"))
+            for name, value in response.get("Attributes", {}).items()
+            if name.startswith("m_")
+        }
+        stale = [name for name, at in seen.items() if at < now - stale_after]
+        if stale:
+            await self._forget_members(key, stale)
+        return max(1, len(seen) - len(stale))
+
+    async def _forget_members(self, key: str, names: list[str]) -> None:
+        aliases = {f"#s{i}": name for i, name in enumerate(names)}
+        await self.dynamodb.update_item(
+            TableName=self.name,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            UpdateExpression="REMOVE " + ", ".join(aliases),
+            ExpressionAttributeNames=aliases,
+        )
 
     async def _existing(self, exc: ClientError, key: str) -> dict[str, Any]:
         """The item a condition failed on: from the error (one call) or a consistent read."""

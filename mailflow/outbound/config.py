@@ -59,11 +59,18 @@ class OutboundSettings(BaseModel):
         le=1,
         description="Share of the account's SES MaxSendRate used by all tasks together.",
     )
-    task_count: int = Field(
-        default=1,
+    task_count: int | None = Field(
+        default=None,
         ge=1,
-        description="Expected number of worker tasks sharing the account's send rate; each"
-        " task uses MaxSendRate * send_rate_fraction / task_count.",
+        description="Pin the number of tasks sharing the account's send rate (each uses"
+        " MaxSendRate * send_rate_fraction / task_count). Unset: the tasks sending now,"
+        " counted through a roster in the DynamoDB table.",
+    )
+    roster_refresh_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        description="How often a task beats in the roster of sending tasks; a task silent"
+        " for three periods no longer counts.",
     )
     default_send_rate: float = Field(
         default=1.0,

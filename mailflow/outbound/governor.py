@@ -8,10 +8,13 @@ Each answer is a `Deferral` (the message goes back to the queue, which is not an
 attempt) or nothing (send now).
 
 One bucket per worker task. SQS spreads messages over tasks, so each task takes an equal
-share of the account's rate: `MaxSendRate * send_rate_fraction / task_count`, further
-capped by `max_send_rate`. With autoscaling, set `task_count` to the maximum task count
-(conservative: fewer tasks then send below the account rate, never above it); SES
-throttling is still handled (deferral with backoff) if the estimate is wrong.
+share of the account's rate: `MaxSendRate * send_rate_fraction / tasks`, further capped
+by `max_send_rate`, where `tasks` is how many are sending *now*: every task beats in a
+roster item of the DynamoDB table every `roster_refresh_seconds`, and the same write
+returns the roster, so it costs one UpdateItem per task per period and no read. One
+task alone gets the whole budget; when autoscaling adds or removes tasks, every share
+follows within a period (SES throttling, handled by deferral, absorbs the moment in
+between). `task_count` pins the divisor instead, where the table is not wanted.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +30,8 @@ from typing import Any
 import anyio
 import structlog
 
+from mailflow.aws import keys
+from mailflow.aws.table import Table
 from mailflow.engine.message import BackgroundJob, Deferral
 from mailflow.errors import describe
 from mailflow.outbound import metrics
@@ -116,22 +122,52 @@ class SendGovernor:
         self,
         config: OutboundSettings,
         ses: Any,
+        table: Table,
         *,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self.ses = ses
+        self.table = table
         self.clock = clock
         self.rand = rand
-        self.bucket = TokenBucket.start(self._task_rate(config.default_send_rate), clock())
+        self.task_id = uuid.uuid4().hex
+        self.tasks = config.task_count or 1
+        self.account_rate = config.default_send_rate
+        self.bucket = TokenBucket.start(self._task_rate(), clock())
         self._throttle_streak = 0
         self._last_throttle = 0.0
         metrics.SEND_RATE_LIMIT.set(self.bucket.rate)
         metrics.QUOTA_EXHAUSTED.set(0)
 
     def background_jobs(self) -> Sequence[BackgroundJob]:
-        return (BackgroundJob("ses_account_refresh", self.refresh_forever),)
+        jobs = [BackgroundJob("ses_account_refresh", self.refresh_forever)]
+        if self.config.task_count is None:
+            jobs.append(BackgroundJob("send_rate_roster", self.roster_forever))
+        return jobs
+
+    async def count_tasks(self) -> None:
+        """Beat in the roster; take this task's share of the rate from the live count."""
+        tasks = await self.table.heartbeat(
+            keys.senders_roster(),
+            self.task_id,
+            stale_after=3 * self.config.roster_refresh_seconds,
+        )
+        if tasks != self.tasks:
+            log.info("outbound.sending_tasks", tasks=tasks, previously=self.tasks)
+            self.tasks = tasks
+            self._apply_rate()
+        metrics.SENDING_TASKS.set(tasks)
+
+    async def roster_forever(self) -> None:
+        while True:
+            await self.count_tasks()
+            await anyio.sleep(self.config.roster_refresh_seconds)
+
+    def _apply_rate(self) -> None:
+        self.bucket.set_rate(self._task_rate(), self.clock())
+        metrics.SEND_RATE_LIMIT.set(self.bucket.rate)
 
     async def admit(self) -> Deferral | None:
         """Wait for a token; a Deferral instead when sending is paused or the wait is long."""
@@ -188,11 +224,11 @@ class SendGovernor:
             paused_seconds=self.config.quota_pause_seconds,
         )
 
-    def _task_rate(self, account_rate: float) -> float:
+    def _task_rate(self) -> float:
         return task_send_rate(
-            account_rate,
+            self.account_rate,
             fraction=self.config.send_rate_fraction,
-            task_count=self.config.task_count,
+            task_count=self.tasks,
             cap=self.config.max_send_rate,
         )
 
@@ -209,8 +245,8 @@ class SendGovernor:
         max_rate = float(quota.get("MaxSendRate", self.config.default_send_rate) or 0)
         if max_rate > 0:
             metrics.ACCOUNT_MAX_SEND_RATE.set(max_rate)
-            self.bucket.set_rate(self._task_rate(max_rate), now)
-            metrics.SEND_RATE_LIMIT.set(self.bucket.rate)
+            self.account_rate = max_rate
+            self._apply_rate()
         max_24h = float(quota.get("Max24HourSend", -1))
         sent_24h = float(quota.get("SentLast24Hours", 0))
         if max_24h >= 0:

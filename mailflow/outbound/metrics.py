@@ -27,6 +27,10 @@ THROTTLED = Counter(
     "mailflow_ses_throttled_total",
     "SendEmail calls SES refused with a per-second throttle (retried later, not lost).",
 )
+SENDING_TASKS = Gauge(
+    "mailflow_ses_sending_tasks",
+    "Worker tasks sharing the SES send rate now (from the roster, or the pinned count).",
+)
 SENT = Counter("mailflow_outbound_sent_total", "Emails SES accepted.", ["app"])
 DEFERRED = Counter(
     "mailflow_outbound_deferred_total",

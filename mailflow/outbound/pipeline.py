@@ -112,7 +112,7 @@ class OutboundPipeline:
         self.clock = clock
         self.rand = rand
         self.table = Table(clients.dynamodb, settings.idempotency_table, clock)
-        self.governor = SendGovernor(self.config, clients.ses, clock=clock, rand=rand)
+        self.governor = SendGovernor(self.config, clients.ses, self.table, clock=clock, rand=rand)
         self.events = StatusEvents(clients)
         _announce_writer_identity(settings)
 
