@@ -9,12 +9,16 @@ mid-stream once it outgrows the size budget instead of being buffered whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mailflow.aws.clients import AwsClients
+from mailflow.contracts.failure import FailureRecord
+from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent
 from mailflow.errors import PolicyRejected, aws_errors
 from mailflow.outbound.compose import LoadedAttachment
 from mailflow.outbound.validation import AttachmentPlan, ValidatedEmail
+from mailflow.settings import Settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -107,8 +111,36 @@ class StatusEvents:
     """Puts status events on an app's queue (the queue its inbound mail arrives on)."""
 
     clients: AwsClients
+    settings: Settings
 
-    async def emit(self, queue: str, event_type: str, body: str) -> None:
+    async def sent(self, app: str, result: dict[str, str]) -> None:
+        """`email.sent`, from the result stored with the claim (so a repeat says the same)."""
+        event = EmailSentEvent(
+            correlation_id=result.get("correlationId", ""),
+            source=app,
+            ses_message_id=result.get("sesMessageId", ""),
+            message_id=result.get("messageId", ""),
+            sent_at=datetime.fromisoformat(result["sentAt"])
+            if "sentAt" in result
+            else datetime.now(UTC),
+            recipients=int(result.get("recipients", "0")),
+        )
+        await self._emit(app, event.type, event.model_dump_json(by_alias=True))
+
+    async def failed(self, app: str, correlation_id: str | None, record: FailureRecord) -> None:
+        """`email.failed`, with the failure record's code and reason."""
+        event = EmailFailedEvent(
+            correlation_id=correlation_id,
+            source=app,
+            error_code=record.error_code,
+            reason=record.reason,
+            failed_at=datetime.now(UTC),
+            retryable=record.retryable,
+        )
+        await self._emit(app, event.type, event.model_dump_json(by_alias=True))
+
+    async def _emit(self, app: str, event_type: str, body: str) -> None:
+        queue = self.settings.app_queue(app)
         with aws_errors(f"SendMessage {event_type} to {queue}"):
             url = await self.clients.queues.url(queue)
             await self.clients.sqs.send_message(

@@ -23,15 +23,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-import anyio
 import structlog
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from mailflow.aws import keys
 from mailflow.aws.clients import AwsClients
 from mailflow.aws.table import Table
 from mailflow.contracts.failure import FailureRecord
-from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent
 from mailflow.engine.budget import ByteBudget
 from mailflow.engine.cpu import run_cpu
 from mailflow.engine.message import BackgroundJob, Deferral, Direction, Outcome, SqsMessage
@@ -55,6 +52,7 @@ from mailflow.outbound.io import (
     fetch_attachments,
     send_email_request,
 )
+from mailflow.outbound.once import SendLedger
 from mailflow.outbound.schedule import defer_seconds
 from mailflow.outbound.validation import ValidatedEmail, parse_message, raw_source, validate
 from mailflow.settings import Settings
@@ -111,9 +109,14 @@ class OutboundPipeline:
         self.clients = clients
         self.clock = clock
         self.rand = rand
-        self.table = Table(clients.dynamodb, settings.idempotency_table, clock)
-        self.governor = SendGovernor(self.config, clients.ses, self.table, clock=clock, rand=rand)
-        self.events = StatusEvents(clients)
+        table = Table(clients.dynamodb, settings.idempotency_table, clock)
+        self.ledger = SendLedger(
+            table,
+            lease_seconds=settings.visibility_timeout_seconds,
+            ttl_seconds=self.config.claim_ttl_seconds,
+        )
+        self.governor = SendGovernor(self.config, clients.ses, table, clock=clock, rand=rand)
+        self.events = StatusEvents(clients, settings)
         _announce_writer_identity(settings)
 
     def background_jobs(self) -> Sequence[BackgroundJob]:
@@ -186,19 +189,13 @@ class OutboundPipeline:
         return size
 
     async def _claim_and_send(self, email: ValidatedEmail) -> None:
-        key = keys.outbound_email(email.app, email.correlation_id)
-        claim = await self.table.claim(
-            key,
-            payload_hash=email.payload_hash,
-            lease_seconds=self.settings.visibility_timeout_seconds,
-            ttl_seconds=self.config.claim_ttl_seconds,
-        )
+        claim = await self.ledger.claim(email)
         if claim.status == "completed":
             metrics.DUPLICATES.labels("completed").inc()
             log.info(
                 "outbound.duplicate_already_sent", ses_message_id=claim.result.get("sesMessageId")
             )
-            await self._emit_sent(email.app, claim.result)
+            await self.events.sent(email.app, claim.result)
             return
         if claim.status == "mismatch":
             metrics.DUPLICATES.labels("mismatch").inc()
@@ -212,29 +209,28 @@ class OutboundPipeline:
             # Usually a racing duplicate whose twin finishes within a second; if the
             # holder died, its lease lapses. Waiting is not a failed attempt.
             raise _Hold(Deferral(self._short_delay(), "another worker holds the claim"))
-        result = await self._send_claimed(email, key)
-        await self._complete(key, result)
+        result = await self._send_claimed(email)
+        await self.ledger.complete(email, result)
         metrics.SENT.labels(email.app).inc()
         self.governor.sent()
         log.info(
             "outbound.sent", ses_message_id=result["sesMessageId"], recipients=result["recipients"]
         )
-        await self._emit_sent(email.app, result)
+        await self.events.sent(email.app, result)
 
-    async def _send_claimed(self, email: ValidatedEmail, key: str) -> dict[str, str]:
+    async def _send_claimed(self, email: ValidatedEmail) -> dict[str, str]:
         """Everything between claim and SES; releases the claim when nothing was sent."""
-        mark = keys.send_marker(email.app, email.correlation_id)
         try:
             raw, message_id = await self._build(email)
-            age = await self.table.mark_send(mark, self.config.claim_ttl_seconds)
+            age = await self.ledger.mark_send(email)
         except BaseException:
-            await self._release(key)
+            await self.ledger.release(email)
             raise
         if age is not None:
             # Do not release: the holder of the earlier attempt may still complete.
             raise self._marker_found(age)
         sent_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-        ses_message_id = await self._call_ses(email, raw, key, mark)
+        ses_message_id = await self._call_ses(email, raw)
         return {
             "sesMessageId": ses_message_id,
             "messageId": message_id,
@@ -275,17 +271,17 @@ class OutboundPipeline:
             " it may or may not have gone out, and it is not sent again to avoid a duplicate"
         )
 
-    async def _call_ses(self, email: ValidatedEmail, raw: bytes, key: str, mark: str) -> str:
+    async def _call_ses(self, email: ValidatedEmail, raw: bytes) -> str:
         request = send_email_request(email, raw, self.config.configuration_set)
         started = time.monotonic()
         try:
             response = await self.clients.ses.send_email(**request)
         except ClientError as exc:
             # SES answered: nothing was sent, so a retry may send.
-            await self._forget(key, mark)
+            await self.ledger.forget(email)
             raise self._refusal(exc) from exc
         except _NOT_SENT_IO:
-            await self._forget(key, mark)
+            await self.ledger.forget(email)
             raise
         except BaseException:
             # Cut off mid-call (timeout, cancelled): the outcome is unknown. Keep the
@@ -309,60 +305,6 @@ class OutboundPipeline:
         """A few seconds, jittered so that racing duplicates do not stay in lockstep."""
         return 2 + int(self.rand() * 4)
 
-    # --- idempotency bookkeeping: shielded, because a cancelled send must still settle -
-
-    async def _release(self, key: str) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.table.release(key)
-            except Exception as exc:
-                # The lease lapses by itself; the retry is only delayed.
-                log.warning("outbound.release_failed", error=describe(exc))
-
-    async def _forget(self, key: str, mark: str) -> None:
-        """Nothing was sent: drop the marker, then the claim (in that order)."""
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.table.clear_send_mark(mark)
-            except Exception as exc:
-                # Keeping the claim makes the retry wait for the lease, then see the
-                # marker; better a reported unknown outcome than a possible duplicate.
-                log.warning("outbound.marker_clear_failed", error=describe(exc))
-                return
-            await self._release(key)
-
-    async def _complete(self, key: str, result: dict[str, str]) -> None:
-        """Record the send; retried in place, because SES already sent the email."""
-        with anyio.CancelScope(shield=True):
-            for attempt in range(3):
-                try:
-                    await self.table.complete(key, result)
-                    return
-                except Exception as exc:
-                    log.warning(
-                        "outbound.complete_failed", error=describe(exc), attempt=attempt + 1
-                    )
-                    await anyio.sleep(0.2 * 2**attempt)
-        # The marker still stops any re-send; the app still gets its event below.
-        log.error("outbound.complete_abandoned", key=key)
-
-    # --- status events ---------------------------------------------------------------
-
-    async def _emit_sent(self, app: str, result: dict[str, str]) -> None:
-        event = EmailSentEvent(
-            correlation_id=result.get("correlationId", ""),
-            source=app,
-            ses_message_id=result.get("sesMessageId", ""),
-            message_id=result.get("messageId", ""),
-            sent_at=datetime.fromisoformat(result["sentAt"])
-            if "sentAt" in result
-            else datetime.now(UTC),
-            recipients=int(result.get("recipients", "0")),
-        )
-        await self.events.emit(
-            self.settings.app_queue(app), event.type, event.model_dump_json(by_alias=True)
-        )
-
     async def on_permanent_failure(
         self, message: SqsMessage, error: MailflowError, record: FailureRecord
     ) -> None:
@@ -374,18 +316,8 @@ class OutboundPipeline:
         if app is None:
             log.warning("outbound.failure_without_app", error_code=record.error_code)
             return
-        event = EmailFailedEvent(
-            correlation_id=correlation_id,
-            source=app,
-            error_code=record.error_code,
-            reason=record.reason,
-            failed_at=datetime.now(UTC),
-            retryable=record.retryable,
-        )
         try:
-            await self.events.emit(
-                self.settings.app_queue(app), event.type, event.model_dump_json(by_alias=True)
-            )
+            await self.events.failed(app, correlation_id, record)
         except MissingResource as exc:
             # The app's queue is missing: retrying would loop; the failure record stands.
             log.error("outbound.failure_event_undeliverable", error=str(exc))
