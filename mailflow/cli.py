@@ -10,22 +10,58 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from mailflow.errors import ConfigurationError
+from mailflow.errors import ConfigurationError, MailflowError, MissingResource, describe
 from mailflow.observability.logging import configure_logging
 from mailflow.settings import Settings, load_settings
 
 Command = Callable[[argparse.Namespace], int]
 
+DESCRIPTION = """\
+mailflow: an email gateway for applications on AWS. Inbound mail from SES is routed to
+each app's SQS queue as JSON; apps put JSON on the outbound queue to send mail.
+
+  mailflow local      run everything on your machine (embedded AWS, no account needed)
+  mailflow run        run the worker (production: ECS Fargate)
+
+Configuration comes from MAILFLOW_* and AWS_* environment variables (see README.md).
+Commands that act on AWS resources (provision, inject, send, peek, redrive) need
+AWS_ENDPOINT_URL (an emulator), or --aws to act on the account your credentials name.
+"""
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, settings.log_unredacted)
+    return settings
+
+
+def _target(args: argparse.Namespace) -> Settings:
+    """Settings of an operator command, which names what it is about to act on.
+
+    Without an endpoint the AWS SDK would silently use whatever real account the shell's
+    credentials name: refuse unless the operator says `--aws`.
+    """
+    settings = _settings(args)
+    if settings.aws_endpoint_url:
+        where = f"endpoint {settings.aws_endpoint_url}"
+    elif getattr(args, "aws", False):
+        where = "AWS (the account of your credentials)"
+    else:
+        raise ConfigurationError(
+            "AWS_ENDPOINT_URL is not set, so this would act on a real AWS account: pass"
+            " --aws to mean it, or export the endpoint `mailflow local` printed"
+        )
+    print(f"mailflow {args.command}: {where}, region {settings.aws_region}", file=sys.stderr)
     return settings
 
 
@@ -45,18 +81,35 @@ def cmd_local(args: argparse.Namespace) -> int:
             f"`mailflow local` needs the 'local' extra (pip install 'mailflow[local]'): {exc}"
         ) from None
 
+    http_port = args.http_port or int(os.environ.get("MAILFLOW_HTTP_PORT", "8080"))
+    ports = {"--port": args.port, "--smtp-port": args.smtp_port, "--http-port": http_port}
+    taken = [f"{flag} {port}" for flag, port in ports.items() if port and not _port_free(port)]
+    if taken:
+        raise ConfigurationError(
+            f"port in use: {', '.join(taken)} (another `mailflow local`?); choose free"
+            " ports with those flags"
+        )
     with embedded_aws(port=args.port) as endpoint:
-        apply_local_defaults(endpoint)
+        apply_local_defaults(endpoint, http_port=http_port)
         settings = _settings(args)
         anyio.run(run_local, settings, endpoint, args.smtp_port)
     return 0
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
     from mailflow.aws.clients import open_clients
     from mailflow.ops.provision import provision
 
-    settings = _settings(args)
+    settings = _target(args)
 
     async def go() -> list[str]:
         async with open_clients(settings) as clients:
@@ -76,7 +129,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_peek(args: argparse.Namespace) -> int:
     from mailflow.ops.queues import peek
 
-    settings = _settings(args)
+    settings = _target(args)
     for message in anyio.run(peek, settings, args.queue, args.max):
         print(json.dumps(message, indent=2, ensure_ascii=False))
     return 0
@@ -85,7 +138,7 @@ def cmd_peek(args: argparse.Namespace) -> int:
 def cmd_redrive(args: argparse.Namespace) -> int:
     from mailflow.ops.queues import redrive
 
-    settings = _settings(args)
+    settings = _target(args)
     moved = anyio.run(redrive, settings, args.limit, args.dry_run)
     verb = "would redrive" if args.dry_run else "redrove"
     print(f"{verb} {moved} record(s) from {settings.dlq}")
@@ -110,7 +163,7 @@ def _verdicts(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, status = pair.partition("=")
         if not sep:
-            raise SystemExit(f"mailflow inject: --verdict {pair!r} is not NAME=STATUS")
+            raise ConfigurationError(f"--verdict {pair!r} is not NAME=STATUS")
         result[name.strip().lower()] = status.strip().upper()
     return result
 
@@ -119,13 +172,9 @@ def cmd_inject(args: argparse.Namespace) -> int:
     from mailflow.aws.clients import open_clients
     from mailflow.ops.inject import inject
 
-    settings = load_settings()
-    try:
-        raw = args.file.read_bytes()
-    except OSError as exc:
-        print(f"mailflow inject: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
+    raw = args.file.read_bytes()
     verdicts = _verdicts(args.verdict)
+    settings = _target(args)
 
     async def go() -> str:
         async with open_clients(settings) as clients:
@@ -148,7 +197,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     """Validate FILE.json locally, then put it on MAILFLOW_OUTBOUND_QUEUE."""
     from mailflow.ops.send import send
 
-    settings = _settings(args)
+    settings = _target(args)
     if args.file == "-":
         body = sys.stdin.read()
     else:
@@ -163,7 +212,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_inject(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake said in one line (exit 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_inject(sub: argparse._SubParsersAction[_Parser]) -> None:
     inject = sub.add_parser(
         "inject",
         help="store an .eml in the raw bucket and notify the inbound queue, as SES would",
@@ -187,10 +243,11 @@ def _add_inject(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--shape", choices=["sns", "raw", "s3"], default="sns",
         help="notification shape: SNS-wrapped (default), raw SES JSON, or S3 event",
     )  # fmt: skip
+    _aws_flag(inject)
     inject.set_defaults(func=cmd_inject)
 
 
-def _add_send(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_send(sub: argparse._SubParsersAction[_Parser]) -> None:
     send = sub.add_parser(
         "send", help="validate an outbound message JSON file and put it on the outbound queue"
     )
@@ -200,50 +257,107 @@ def _add_send(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="skip local validation (to test how the worker reports a bad message)",
     )
+    _aws_flag(send)
     send.set_defaults(func=cmd_send)
 
 
+def _aws_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--aws",
+        action="store_true",
+        help="act on the real AWS account of your credentials (needed when AWS_ENDPOINT_URL"
+        " is not set)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailflow", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="mailflow", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="run the worker (both consumers) until SIGTERM").set_defaults(
         func=cmd_run
     )
     local = sub.add_parser("local", help="embedded AWS (moto) + provisioning + worker")
     local.add_argument("--port", type=int, default=5055, help="AWS endpoint port [5055]")
-    local.add_argument("--smtp-port", type=int, default=2525, help="SMTP port [2525]")
-    local.set_defaults(func=cmd_local)
-    sub.add_parser("provision", help="create every resource (AWS_ENDPOINT_URL)").set_defaults(
-        func=cmd_provision
+    local.add_argument("--smtp-port", type=int, default=2525, help="SMTP port, 0 for none [2525]")
+    local.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="/readyz, /healthz, /metrics port [MAILFLOW_HTTP_PORT or 8080]",
     )
+    local.set_defaults(func=cmd_local)
+    provision = sub.add_parser("provision", help="create every queue, bucket and table")
+    _aws_flag(provision)
+    provision.set_defaults(func=cmd_provision)
     sub.add_parser("check-config", help="print the resolved configuration").set_defaults(
         func=cmd_check_config
     )
-    peek = sub.add_parser("peek", help="show waiting messages without consuming them")
+    peek = sub.add_parser(
+        "peek",
+        help="show waiting messages without consuming them (each look is one receive)",
+    )
     peek.add_argument("queue", help="role (inbound, outbound, default, dlq, an app) or name/URL")
-    peek.add_argument("--max", type=int, default=10)
+    peek.add_argument("--max", type=int, default=10, help="show at most this many [10]")
+    _aws_flag(peek)
     peek.set_defaults(func=cmd_peek)
     redrive = sub.add_parser("redrive", help="put DLQ records' bodies back on their queues")
-    redrive.add_argument("--limit", type=int, default=100)
-    redrive.add_argument("--dry-run", action="store_true")
+    redrive.add_argument("--limit", type=int, default=100, help="move at most this many [100]")
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="list what would move; move nothing"
+    )
+    _aws_flag(redrive)
     redrive.set_defaults(func=cmd_redrive)
     schema = sub.add_parser("schema", help="write JSON Schema files of every contract")
-    schema.add_argument("directory", nargs="?", default="schemas")
+    schema.add_argument(
+        "directory", nargs="?", default="schemas", help="where to write them [./schemas]"
+    )
     schema.set_defaults(func=cmd_schema)
     _add_inject(sub)
     _add_send(sub)
     return parser
 
 
+def explain(exc: BaseException) -> tuple[int, str]:
+    """The exit status and one line for an error a command met (2: fix your input)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, ConfigurationError):
+        return 2, str(exc)
+    if isinstance(exc, MissingResource):
+        return 2, f"{exc}: run `mailflow provision`, or check the name"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return 2, f"cannot read {exc.filename}: {exc.strerror}"
+    if isinstance(exc, NoCredentialsError):
+        return 2, (
+            "no AWS credentials found: for a local endpoint export AWS_ENDPOINT_URL,"
+            " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as `mailflow local` prints them"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return 1, f"cannot reach {exc.kwargs.get('endpoint_url')}: is the endpoint running?"
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        return 1, f"AWS refused {exc.operation_name}: {describe(exc)}: {message}".rstrip(": ")
+    if isinstance(exc, MailflowError):
+        return 1, str(exc)
+    return 1, f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an error is one line (exit 2: usage or configuration, 1: runtime)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigurationError as exc:
-        print(f"mailflow: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        status, text = explain(exc)
+        print(f"mailflow {args.command}: {text}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

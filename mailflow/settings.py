@@ -7,8 +7,11 @@ comma form is what people type and the JSON form is what Terraform's `jsonencode
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -211,17 +214,74 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
+def known_variables() -> set[str]:
+    """Every MAILFLOW_ environment variable mailflow reads."""
+    names = {f"MAILFLOW_{name.upper()}" for name in Settings.model_fields}
+    names -= {"MAILFLOW_INBOUND", "MAILFLOW_OUTBOUND"}
+    for section, model in (("INBOUND", InboundSettings), ("OUTBOUND", OutboundSettings)):
+        names |= {f"MAILFLOW_{section}__{name.upper()}" for name in model.model_fields}
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(a) for a in alias.choices if str(a).startswith("MAILFLOW_")}
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`MAILFLOW_CONCURENCY: unknown (did you mean MAILFLOW_CONCURRENCY?)` for each typo.
+
+    A misspelt variable would otherwise be ignored silently and its default used.
+    """
+    known = known_variables()
+    problems = []
+    nested = ("MAILFLOW_INBOUND__", "MAILFLOW_OUTBOUND__")  # pydantic names those itself
+    for name in sorted(
+        n for n in environ if n.startswith("MAILFLOW_") and not n.startswith(nested)
+    ):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{name}: not a mailflow setting{hint}")
+    return problems
+
+
+def _problem(err: Any) -> str:
+    """One line per pydantic error, naming the variable; unknown keys get a suggestion."""
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden" and loc:
+        field = str(loc[-1])
+        where = _env_name(loc)
+        if loc[0] == "apps" and len(loc) == 3:
+            candidates = AppConfig.model_fields
+            where = f"MAILFLOW_APPS: app {loc[1]!r}"
+        else:
+            section = InboundSettings if loc[0] == "inbound" else OutboundSettings
+            candidates = section.model_fields
+        close = difflib.get_close_matches(_snake(field), candidates, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: unknown field {field!r}{hint}"
+    return f"{_env_name(loc)}: {err['msg']}"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, turning pydantic's report into one clear message.
 
     The message names the environment variable, because that is what an operator edits.
+    An unknown MAILFLOW_ variable is an error too (with the closest real name).
     """
+    problems = unknown_variables(os.environ)
+    settings: Settings | None = None
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = [f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+        problems += [_problem(err) for err in exc.errors()]
     except json.JSONDecodeError as exc:
-        raise ConfigurationError(
-            f"invalid configuration: JSON value does not parse: {exc}"
-        ) from None
+        problems.append(f"a JSON value does not parse: {exc}")
+    if problems or settings is None:
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems))
+    return settings

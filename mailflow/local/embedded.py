@@ -35,8 +35,13 @@ def embedded_aws(port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
         server.stop()
 
 
-def apply_local_defaults(endpoint: str) -> None:
-    """Point this process at the embedded endpoint; keep whatever the user already set."""
+def apply_local_defaults(endpoint: str, http_port: int = 8080) -> None:
+    """Point this process at the embedded endpoint; keep whatever the user already set.
+
+    The health endpoint listens on loopback only: this is a developer's machine.
+    """
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+    os.environ.setdefault("MAILFLOW_HTTP_HOST", "127.0.0.1")
+    os.environ["MAILFLOW_HTTP_PORT"] = str(http_port)
     os.environ["AWS_ENDPOINT_URL"] = endpoint

@@ -19,13 +19,15 @@ def next_steps(settings: Settings, endpoint: str, smtp_port: int | None) -> str:
     lines = [
         "",
         f"mailflow local is running: AWS endpoint {endpoint}, health/metrics on "
-        f"http://127.0.0.1:{settings.http_port}/readyz and /metrics",
-        "In another shell (same venv):",
+        f"http://{settings.http_host}:{settings.http_port}/readyz and /metrics",
+        "In another shell, from this directory:",
+        "  . .venv/bin/activate",
         f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=mailflow-local "
         "AWS_SECRET_ACCESS_KEY=mailflow-local AWS_REGION=us-east-1 "
         f"MAILFLOW_DOMAINS={','.join(settings.domains)} MAILFLOW_APPS={','.join(settings.apps)}",
         f"  mailflow inject tests/fixtures/eml/plain.eml --to _{app}@{domain}",
-        f"  mailflow peek {app}",
+        f"  mailflow peek {app}                  # the JSON {app} receives",
+        "  mailflow send docs/examples/outbound.json   # what an app sends",
     ]
     if smtp_port:
         lines.append(

@@ -40,6 +40,7 @@ from mailflow.outbound.config import OutboundSettings
 log = structlog.get_logger("mailflow.outbound")
 
 _THROTTLE_STREAK_RESET_SECONDS = 60.0
+_UNSUPPORTED = frozenset({"404", "501", "NotImplemented", "UnknownOperationException"})
 
 
 def task_send_rate(
@@ -138,6 +139,7 @@ class SendGovernor:
         self.bucket = TokenBucket.start(self._task_rate(), clock())
         self._throttle_streak = 0
         self._last_throttle = 0.0
+        self._said_unsupported = False
         metrics.SEND_RATE_LIMIT.set(self.bucket.rate)
         metrics.QUOTA_EXHAUSTED.set(0)
 
@@ -238,6 +240,12 @@ class SendGovernor:
             account = await self.ses.get_account()
         except Exception as exc:
             metrics.GET_ACCOUNT_ERRORS.inc()
+            if describe(exc) in _UNSUPPORTED:
+                # An emulator without GetAccount (moto): say it once, calmly.
+                if not self._said_unsupported:
+                    log.info("outbound.get_account_unsupported", rate=self.bucket.rate)
+                    self._said_unsupported = True
+                return
             log.warning("outbound.get_account_failed", error=describe(exc), rate=self.bucket.rate)
             return
         quota: Any = account.get("SendQuota", {})

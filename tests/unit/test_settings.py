@@ -77,3 +77,45 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.aws_region == "eu-west-1"
     assert s.aws_endpoint_url == "http://127.0.0.1:4566"
     assert s.inbound.max_email_bytes == 1000
+
+
+def test_a_misspelt_variable_is_an_error_naming_the_closest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAILFLOW_CONCURENCY", "3")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(domains="a.com")
+    assert (
+        "MAILFLOW_CONCURENCY: not a mailflow setting (did you mean MAILFLOW_CONCURRENCY?)"
+        in str(info.value)
+    )
+
+
+def test_a_misspelt_nested_variable_names_the_closest_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAILFLOW_INBOUND__MAX_EMAIL_BYTE", "5")
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(domains="a.com")
+    message = str(info.value)
+    assert "MAILFLOW_INBOUND__MAX_EMAIL_BYTE: unknown field" in message
+    assert "did you mean 'max_email_bytes'?" in message
+    assert message.count("MAX_EMAIL_BYTE") == 1  # said once, not twice
+
+
+def test_an_unknown_app_field_names_the_app_and_the_closest_field() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(domains="a.com", apps='{"app1": {"alias": ["support"]}}')
+    assert "MAILFLOW_APPS: app 'app1': unknown field 'alias' (did you mean 'aliases'?)" in str(
+        info.value
+    )
+
+
+def test_every_real_variable_is_known() -> None:
+    from mailflow.settings import known_variables, unknown_variables
+
+    names = known_variables()
+    assert {"MAILFLOW_CONCURRENCY", "MAILFLOW_INBOUND__MAX_EMAIL_BYTES"} <= names
+    assert "MAILFLOW_OUTBOUND__WRITER_IDENTITY" in names
+    assert "MAILFLOW_AWS_ENDPOINT_URL" in names
+    assert unknown_variables(dict.fromkeys(names, "1")) == []
