@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email import policy
+from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -68,8 +69,14 @@ def ses_stored_email(
     return ("\r\n".join(lines) + "\r\n").encode("ascii") + raw
 
 
+def _raw_headers(raw: bytes) -> Message:
+    """Header fields as raw text: SES copies them, it does not interpret them (and the
+    modern header registry can recurse on a hostile value)."""
+    return BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+
+
 def _headers(raw: bytes) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    message = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    message = _raw_headers(raw)
     headers = [{"name": k, "value": str(v)} for k, v in message.items()]
     common: dict[str, Any] = {}
     for field, name in (("from", "From"), ("to", "To"), ("cc", "Cc")):
@@ -191,11 +198,11 @@ def s3_event(
 
 
 def _sender_of(raw: bytes) -> str:
-    message = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    """The From address, for the envelope sender; any failure falls back to a default."""
     try:
-        header: Any = message.get("From")
+        header: Any = BytesHeaderParser(policy=policy.default).parsebytes(raw).get("From")
         addresses = header.addresses if header is not None else ()
-    except Exception:
+    except Exception:  # hostile From (RecursionError, ...): the test mail still goes in
         addresses = ()
     return str(addresses[0].addr_spec) if addresses else "sender@localhost"
 

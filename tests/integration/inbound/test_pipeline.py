@@ -267,3 +267,19 @@ async def test_a_key_under_the_prefix_is_read(make_settings: Any, aws: AwsClient
         forged(settings, bucket=settings.raw_bucket, key=key)
     )
     assert len(await app_messages(aws, settings, "app1")) == 1
+
+
+async def test_a_pathological_header_is_delivered_with_its_defect(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    """5,000 `(` before the From address used to raise RecursionError: a retry loop."""
+    raw = (
+        b"From: " + b"(" * 5000 + b"alice@sender.test\r\nTo: _app1@example.com\r\n"
+        b"Subject: parens\r\nMessage-ID: <p@sender.test>\r\n\r\nhello\r\n"
+    )
+    await inject(provisioned, aws, raw, ["_app1@example.com"])
+    await handle_next(provisioned, aws)  # returns: delivered, not raised for a retry
+    [message] = await app_messages(aws, provisioned, "app1")
+    assert message["email"]["subject"] == "parens"
+    assert message["metadata"]["parseDefects"]
+    assert any("From" in d for d in message["metadata"]["parseDefects"])
