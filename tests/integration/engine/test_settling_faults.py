@@ -16,12 +16,11 @@ import anyio
 import pytest
 
 from mailflow.aws.clients import AwsClients, open_clients
-from mailflow.engine.consumer import Consumer
 from mailflow.ops.provision import provision
 from mailflow.settings import Settings
 from tests.fault_proxy import FaultProxy
 from tests.helpers import queue_count
-from tests.integration.engine.test_consumer import FAST, ScriptedHandler, dlq_records
+from tests.integration.engine.test_consumer import ScriptedHandler, dlq_records, make_consumer
 
 SETTLING_ACTIONS = frozenset({"SendMessage", "DeleteMessage", "ChangeMessageVisibility"})
 
@@ -46,13 +45,7 @@ async def test_the_consumer_survives_sqs_failing_while_it_settles(
         for body in ok + deferred + poison + retried:
             await aws.sqs.send_message(QueueUrl=url, MessageBody=body)
         handler = ScriptedHandler()
-        consumer = Consumer(
-            queue=settings.inbound_queue,
-            handler=handler,
-            clients=aws,
-            dlq=settings.dlq,
-            config=FAST,
-        )
+        consumer = make_consumer(settings, aws, handler)
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(consumer.run, stop, 10.0)
@@ -94,13 +87,7 @@ async def test_a_failed_deferral_resend_falls_back_to_holding_the_message(
         await clients.sqs.send_message(QueueUrl=url, MessageBody="defer-alone")
         proxy.set_sqs_faults(1.0, frozenset({"SendMessage"}))
         handler = ScriptedHandler()
-        consumer = Consumer(
-            queue=settings.inbound_queue,
-            handler=handler,
-            clients=clients,
-            dlq=settings.dlq,
-            config=FAST,
-        )
+        consumer = make_consumer(settings, clients, handler)
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(consumer.run, stop, 5.0)

@@ -54,6 +54,13 @@ async def run_outbound(settings: Settings, aws: AwsClients, *bodies: dict[str, A
         stop.set()
 
 
+def as_app2() -> dict[str, Any]:
+    """An outbound message claiming app2 (written, in these tests, by app1's principal)."""
+    body = message(**{"from": {"address": "_app2@example.com"}})
+    body["source"] = "app2"
+    return body
+
+
 def refused(app: str) -> float:
     value = REGISTRY.get_sample_value("mailflow_outbound_writer_refused_total", {"app": app})
     return value or 0.0
@@ -74,11 +81,7 @@ async def test_a_writer_cannot_send_as_another_app(
         outbound={"default_send_rate": 500.0, "writer_identity": "enforce"},
     )
     before = refused("app2")
-    as_app2 = message(**{"from": {"address": "_app2@example.com"}})
-    as_app2["source"] = "app2"
-    as_app2["correlationId"] = "impersonation"
-    as_app1 = message()
-    await run_outbound(settings, aws, as_app2, as_app1)
+    await run_outbound(settings, aws, as_app2(), message())
 
     mails = sent_mail(moto_endpoint)
     assert [m.source for m in mails] == ["_app1@example.com"]  # app1's own mail only
@@ -109,9 +112,7 @@ async def test_a_trusted_writer_may_replay_for_any_app(
             "trusted_writers": writer,
         },
     )
-    as_app2 = message(**{"from": {"address": "_app2@example.com"}})
-    as_app2["source"] = "app2"
-    await run_outbound(settings, aws, as_app2)
+    await run_outbound(settings, aws, as_app2())
     assert [m.source for m in sent_mail(moto_endpoint)] == ["_app2@example.com"]
 
 
@@ -125,7 +126,5 @@ async def test_with_the_check_off_source_is_believed(
         apps={"app1": {}, "app2": {"producers": ["AROAAPP2ONLY"]}},
         outbound={"default_send_rate": 500.0, "writer_identity": "off"},
     )
-    as_app2 = message(**{"from": {"address": "_app2@example.com"}})
-    as_app2["source"] = "app2"
-    await run_outbound(settings, aws, as_app2)
+    await run_outbound(settings, aws, as_app2())
     assert [m.source for m in sent_mail(moto_endpoint)] == ["_app2@example.com"]
