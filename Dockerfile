@@ -1,7 +1,8 @@
-# syntax=docker/dockerfile:1
 # mailflow worker image.
 #   docker build -t mailflow .                                  (amd64)
 #   docker buildx build --platform linux/arm64 -t mailflow .    (Graviton / ARM64 Fargate)
+# No `# syntax=` line: nothing here needs a newer Dockerfile frontend, and without it
+# BuildKit builds offline (it would otherwise pull docker/dockerfile from Docker Hub).
 # Dependencies come from requirements.lock (hash-pinned, universal for amd64 and arm64;
 # regenerate with tools/lock.sh). Every locked package ships wheels, so no compiler is
 # needed in either stage.
@@ -29,8 +30,8 @@ LABEL org.opencontainers.image.title="mailflow" \
       org.opencontainers.image.description="SES inbound to SQS, SQS outbound through SES" \
       org.opencontainers.image.licenses="MIT"
 # PYTHONDONTWRITEBYTECODE: bytecode was compiled at build time; nothing is written at run
-# time, so the container runs with a read-only root filesystem (only /tmp needs to be a
-# writable tmpfs/volume, for the SDK and tempfile).
+# time, so the container runs with a read-only root filesystem. Only /tmp is written:
+# inbound mail over 8 MB is spooled there (tempfile), so it is a VOLUME (below).
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -41,6 +42,13 @@ RUN groupadd --system --gid 10001 mailflow \
     && useradd --system --uid 10001 --gid mailflow --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin mailflow
 COPY --from=build /opt/venv /opt/venv
+# /tmp is a volume, world-writable with the sticky bit. Fargate gives a task's volumes
+# root:root 0755 unless the image declares VOLUME at the path, in which case the volume
+# starts as a copy of the image's directory: without this, uid 10001 cannot write /tmp
+# there ("No usable temporary directory") and every mail over 8 MB fails. Docker does the
+# same with `--read-only` and no tmpfs. Its size is the task's ephemeral storage.
+RUN chmod 1777 /tmp
+VOLUME /tmp
 WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8080

@@ -250,6 +250,9 @@ def as_mailflow_error(
         details["awsErrorCode"] = aws_error_code(exc)
         explanation = _aws_message(exc)
         text += f" ({explanation})" if explanation else ""
+    elif isinstance(exc, OSError) and not isinstance(exc, BotoCoreError):
+        # The system's words matter to an operator ("No usable temporary directory").
+        text += f" ({redact_address(str(exc))[:300]})"
     error = cls(text, code=code, details=details)
     error.__cause__ = exc
     return error

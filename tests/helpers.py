@@ -19,6 +19,7 @@ import anyio
 from mailflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -34,6 +35,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
     skip = {"domains", "apps", "aws_region", "aws_endpoint_url", "inbound", "outbound"}
     for name, value in settings.model_dump(mode="json").items():
+        if name.startswith("aws_endpoint_url_"):
+            # The SDK's own names (AWS_ENDPOINT_URL_SESV2, ...), only when set.
+            if value:
+                env[name.upper()] = str(value)
+            continue
         if name in skip:
             continue
         env[f"MAILFLOW_{name.upper()}"] = (
@@ -155,3 +161,61 @@ async def queue_count(sqs: Any, queue_url: str) -> int:
         ],
     )
     return sum(int(v) for v in attrs["Attributes"].values())
+
+
+def wipe_endpoint(endpoint: str, region: str = "us-east-1", access_key: str | None = None) -> None:
+    """Delete every queue, bucket (with its objects) and table at an AWS endpoint.
+
+    LocalStack Community has no state reset (moto has `/moto-api/reset`): this is the
+    endpoint-neutral equivalent for what the tests create, in the account `access_key`
+    names on LocalStack (a 12-digit key is the account id there). Never point it at AWS.
+    """
+    import boto3
+
+    if "amazonaws.com" in endpoint:
+        raise ValueError(f"refusing to wipe {endpoint}: an AWS endpoint")
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region}
+    if access_key:
+        kwargs |= {"aws_access_key_id": access_key, "aws_secret_access_key": "test"}
+    sqs = boto3.client("sqs", **kwargs)
+    for url in sqs.list_queues().get("QueueUrls", []):
+        sqs.delete_queue(QueueUrl=url)
+    s3 = boto3.client("s3", **kwargs)
+    for bucket in s3.list_buckets().get("Buckets", []):
+        name = bucket["Name"]
+        while True:
+            listed = s3.list_objects_v2(Bucket=name, MaxKeys=1000)
+            keys = [{"Key": o["Key"]} for o in listed.get("Contents", [])]
+            if not keys:
+                break
+            s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
+    dynamodb = boto3.client("dynamodb", **kwargs)
+    for table in dynamodb.list_tables().get("TableNames", []):
+        dynamodb.delete_table(TableName=table)
+
+
+def docker_compose(
+    *args: str,
+    project: str = "mailflow",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """`docker compose -p PROJECT -f docker-compose.yml ARGS...` from the repository root.
+
+    With `check`, a non-zero exit fails the test with the command's last 40 lines.
+    """
+    result = subprocess.run(
+        ["docker", "compose", "-p", project, "-f", str(COMPOSE_FILE), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise AssertionError(f"docker compose {' '.join(args)} exited {result.returncode}:\n{tail}")
+    return result

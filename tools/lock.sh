@@ -13,4 +13,5 @@ common=(--universal --python-version 3.11 --generate-hashes --quiet --custom-com
 "$tmp/venv/bin/uv" pip compile pyproject.toml "${common[@]}" -o requirements.lock "$@"
 "$tmp/venv/bin/uv" pip compile pyproject.toml --extra dev --extra local "${common[@]}" -o requirements-dev.lock "$@"
 "$tmp/venv/bin/uv" pip compile requirements-tools.in "${common[@]}" -o requirements-tools.lock "$@"
-echo "wrote requirements.lock, requirements-dev.lock and requirements-tools.lock"
+deploy/compose/moto/lock.sh
+echo "wrote requirements.lock, requirements-dev.lock, requirements-tools.lock and deploy/compose/moto/requirements.txt"

@@ -2,19 +2,25 @@
 
 For the embedded environment, LocalStack and tests; production resources come from
 Terraform (deploy/terraform), which mirrors these attributes.
+
+Before creating anything it asks every service one read-only question, so an emulator
+that lacks a service (LocalStack Community has no SES v2: HTTP 501) stops it with one
+line naming the service and its endpoint, and nothing is half-created.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from mailflow.aws.clients import AwsClients
 from mailflow.aws.keys import KEY_ATTRIBUTE, TTL_ATTRIBUTE
-from mailflow.errors import aws_error_code
+from mailflow.errors import ConfigurationError, aws_error_code
 from mailflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +30,62 @@ log = structlog.get_logger("mailflow.provision")
 
 RETENTION_SECONDS = 14 * 24 * 3600
 MAX_MESSAGE_BYTES = 262_144
+
+
+# Error codes emulators give an operation or a service they do not implement.
+_NOT_IMPLEMENTED_CODES = {"NotImplemented", "NotImplementedError", "NotImplementedException"}
+
+
+class ServiceUnavailable(ConfigurationError):
+    """An endpoint does not serve a service provisioning needs (e.g. an emulator's 501)."""
+
+    code = "service_unavailable"
+
+
+def _not_implemented(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 501 or aws_error_code(exc) in _NOT_IMPLEMENTED_CODES
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    sentence = text.strip().split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
+
+
+@asynccontextmanager
+async def service_call(settings: Settings, service: str) -> AsyncIterator[None]:
+    """Turn "this endpoint does not serve `service`" into one ServiceUnavailable line."""
+    endpoint = settings.endpoint_for(service) or "the AWS default endpoint"
+    variable = f"AWS_ENDPOINT_URL_{service.upper()}"
+    try:
+        yield
+    except ClientError as exc:
+        if not _not_implemented(exc):
+            raise
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        said = _first_sentence(str(exc.response.get("Error", {}).get("Message", "")))
+        raise ServiceUnavailable(
+            f"{service} is not available at {endpoint} (HTTP {status}"
+            f" {aws_error_code(exc) or 'error'}: {said}); point {variable} at an endpoint"
+            " that serves it"
+        ) from None
+    except EndpointConnectionError:
+        raise ServiceUnavailable(
+            f"cannot connect to {service} at {endpoint} (set AWS_ENDPOINT_URL or {variable})"
+        ) from None
+
+
+async def check_services(settings: Settings, clients: AwsClients) -> None:
+    """One read-only call per service: raises ServiceUnavailable before anything exists."""
+    async with service_call(settings, "sqs"):
+        await clients.sqs.list_queues(MaxResults=1)
+    async with service_call(settings, "s3"):
+        await clients.s3.list_buckets()
+    async with service_call(settings, "dynamodb"):
+        await clients.dynamodb.list_tables(Limit=1)
+    async with service_call(settings, "sesv2"):
+        # No PageSize: moto 5.2.5 fails on it (str + int in its paginator).
+        await clients.ses.list_email_identities()
 
 
 def queue_name(name_or_url: str) -> str:
@@ -73,7 +135,8 @@ async def provision_bucket(clients: AwsClients, settings: Settings, bucket: str)
     try:
         await clients.s3.create_bucket(**kwargs)
     except ClientError as exc:
-        if aws_error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+        # BucketAlreadyExists means another account owns that name: not ours to use.
+        if aws_error_code(exc) != "BucketAlreadyOwnedByYou":
             raise
 
 
@@ -109,19 +172,28 @@ async def provision_identity(clients: AwsClients, domain: str) -> None:
 
 
 async def provision(settings: Settings, clients: AwsClients) -> list[str]:
-    """Create everything; returns a human-readable list of what now exists."""
+    """Create everything; returns a human-readable list of what now exists.
+
+    Raises ServiceUnavailable (a ConfigurationError: one line, exit 2 from the CLI) when
+    an endpoint does not serve a service, before creating anything.
+    """
+    await check_services(settings, clients)
     done: list[str] = []
     for role, queue in settings.all_queues().items():
         name = queue_name(queue)
-        await provision_queue(clients, settings, name, with_redrive=role != "dlq")
+        async with service_call(settings, "sqs"):
+            await provision_queue(clients, settings, name, with_redrive=role != "dlq")
         done.append(f"queue {name}" + ("" if role == "dlq" else f" (+ {name}-dlq)"))
     for bucket in (settings.raw_bucket, settings.attachments_bucket):
-        await provision_bucket(clients, settings, bucket)
+        async with service_call(settings, "s3"):
+            await provision_bucket(clients, settings, bucket)
         done.append(f"bucket {bucket}")
-    await provision_table(clients, settings.idempotency_table)
+    async with service_call(settings, "dynamodb"):
+        await provision_table(clients, settings.idempotency_table)
     done.append(f"table {settings.idempotency_table} (TTL on {TTL_ATTRIBUTE})")
     for domain in settings.domains:
-        await provision_identity(clients, domain)
+        async with service_call(settings, "sesv2"):
+            await provision_identity(clients, domain)
         done.append(f"SES identity {domain}")
     log.info("provision.done", resources=len(done))
     return done

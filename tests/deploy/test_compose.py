@@ -1,7 +1,8 @@
-"""docker-compose.yml is valid Compose, and wires LocalStack, the worker and monitoring.
+"""docker-compose.yml is valid Compose, and wires LocalStack, SES v2, the worker, monitoring.
 
-No Docker engine runs here: the file is checked against the Compose Specification's JSON
+These need no Docker engine: the file is checked against the Compose Specification's JSON
 schema (vendored, see deploy/compose/README.md) and read for the wiring that matters.
+tests/deploy/test_stack.py runs the stack for real where an engine answers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import mailflow
+from mailflow.settings import Settings
 from tests.deploy.hcl import ROOT
 from tests.deploy.test_terraform import settings_env_names
 
@@ -74,8 +76,18 @@ def test_init_provisions_before_the_worker_starts(compose: dict[str, Any]) -> No
     assert services["worker"]["image"] == services["init"]["image"]
 
 
+def _single_aliases() -> set[str]:
+    """Env names given as one plain validation alias (AWS_ENDPOINT_URL_SESV2, ...)."""
+    return {
+        info.validation_alias.upper()
+        for info in Settings.model_fields.values()
+        if isinstance(info.validation_alias, str)
+    }
+
+
 def test_worker_environment_is_the_operator_contract(compose: dict[str, Any]) -> None:
     known, required = settings_env_names()
+    known |= _single_aliases()
     aws_sdk = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     for name in ("init", "worker"):
         env = compose["services"][name]["environment"]
@@ -83,6 +95,39 @@ def test_worker_environment_is_the_operator_contract(compose: dict[str, Any]) ->
         assert not unknown, f"{name}: not read by mailflow.settings.Settings: {unknown}"
         assert required <= set(env)
         assert env["AWS_ENDPOINT_URL"] == "http://localstack:4566"
+        # LocalStack Community has no SES v2: it comes from the moto service.
+        assert env["AWS_ENDPOINT_URL_SESV2"] == "http://sesv2:5000"
+
+
+def test_sesv2_is_moto_beside_localstack(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    sesv2 = services["sesv2"]
+    assert sesv2["build"] == "deploy/compose/moto"
+    assert services["init"]["depends_on"]["sesv2"]["condition"] == "service_healthy"
+    dockerfile = (COMPOSE_DIR / "moto" / "Dockerfile").read_text()
+    assert "--require-hashes -r /opt/requirements.txt" in dockerfile
+    assert "HEALTHCHECK" in dockerfile
+    pins = (COMPOSE_DIR / "moto" / "requirements.txt").read_text()
+    dev_lock = (ROOT / "requirements-dev.lock").read_text()
+    moto_pin = re.search(r"^moto==(\S+)", pins, re.M)
+    assert moto_pin, "deploy/compose/moto/requirements.txt pins no moto"
+    assert re.search(rf"^moto(\[[^]]*\])?=={re.escape(moto_pin.group(1))} ", dev_lock, re.M), (
+        "compose's moto differs from the tests' (run deploy/compose/moto/lock.sh)"
+    )
+    # Every pin carries hashes (the image installs with --require-hashes).
+    lines = pins.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[A-Za-z0-9]", line):
+            assert "--hash=sha256:" in lines[i + 1], line
+
+
+def test_published_ports_are_loopback_only_and_movable(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert re.fullmatch(r"127\.0\.0\.1:\$\{[A-Z0-9_]+_PORT:-\d+\}:\d+", port), (
+                name,
+                port,
+            )
     env = compose["services"]["worker"]["environment"]
     apps = json.loads(env["MAILFLOW_APPS"])
     assert set(apps) == {"app1", "app2"}
@@ -91,7 +136,9 @@ def test_worker_environment_is_the_operator_contract(compose: dict[str, Any]) ->
 def test_worker_is_hardened_and_drains(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     assert worker["read_only"] is True
-    assert "/tmp" in worker["tmpfs"]
+    # As on Fargate: no tmpfs; /tmp is the image's VOLUME (tests/deploy/test_image.py).
+    assert "tmpfs" not in worker
+    assert worker["cap_drop"] == ["ALL"]
     grace = float(worker["environment"]["MAILFLOW_SHUTDOWN_GRACE_SECONDS"])
     assert float(worker["stop_grace_period"].rstrip("s")) > grace
 

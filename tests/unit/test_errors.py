@@ -146,3 +146,12 @@ def test_aws_errors_translates_and_keeps_the_cause() -> None:
 def test_aws_errors_lets_mailflow_errors_through() -> None:
     with pytest.raises(PolicyRejected), aws_errors("op"):
         raise PolicyRejected("too large", code="email_too_large")
+
+
+def test_a_local_os_error_keeps_the_systems_words() -> None:
+    """An operator reading the failure record needs "No usable temporary directory"."""
+    exc = FileNotFoundError(2, "No usable temporary directory found in ['/tmp']")
+    error = as_mailflow_error(exc, "reading s3://raw/inbound/abc")
+    assert error.code == "io_error"
+    assert error.retryable
+    assert "No usable temporary directory" in str(error)

@@ -6,6 +6,8 @@ import copy
 import email
 import email.policy
 import json
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -38,9 +40,20 @@ class SentMail:
 
 
 def sent_mail(endpoint: str) -> list[SentMail]:
-    """Everything SES sent, from moto's `/moto-api/data.json` (ses.RawMessage)."""
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=60) as response:
-        data = json.load(response)
+    """Everything SES sent, from moto's `/moto-api/data.json` (ses.RawMessage).
+
+    moto answers that dump with a 500 now and then while other requests change its
+    state (it iterates live dicts): asked again, it answers.
+    """
+    for attempt in range(5):
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=60) as response:
+                data = json.load(response)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 or attempt == 4:
+                raise
+            time.sleep(0.2)
     raw_messages = data.get("ses", {}).get("RawMessage", [])
     return [
         SentMail(m["id"], m.get("source", ""), list(m.get("destinations", [])), m["raw_data"])
