@@ -4,8 +4,14 @@ The worker image runs as Fargate would (tests/deploy/test_image.py) with a hard 
 limit and no swap, as a Fargate task's memory is. Several mails close to the 40 MiB
 inbound limit arrive at once; MAILFLOW_MAX_IN_FLIGHT_BYTES lets only as many be held as
 fit, the rest wait their turn. The container must survive (no OOM kill), every mail must
-be delivered, and the peak anonymous memory must stay below the limit. The control runs
-the same load with a budget larger than the memory can take, and the kernel kills it.
+be delivered, and the peak anonymous memory must stay below the limit.
+
+There is no "without a budget it is OOM-killed" control here, on purpose: with a budget
+of 1 GiB under the same limit the kernel killed the worker in 1 of 4 runs. The emulator
+serves the six 37 MiB objects one after another, so unbudgeted mails overlap only as far
+as the downloads happen to, and a control that depends on that timing is a flaky test.
+That the budget admits no more than it holds is tested deterministically in
+tests/integration/inbound/test_budget.py; here `waits > 0` proves it was in play.
 """
 
 from __future__ import annotations
@@ -128,6 +134,11 @@ def budget_waits(port: int) -> float:
 
 
 async def _feed(settings: Settings, aws: AwsClients, tags: list[str]) -> None:
+    """Queue every mail before the worker starts, so its first receive holds all of them.
+
+    Fed while the worker runs, the mails trickle in as their uploads finish, the worker
+    may take them one by one, and neither the budget nor its absence is exercised.
+    """
     async with anyio.create_task_group() as group:
         for tag in tags:
             raw = large_mail(tag, ATTACHMENT)
@@ -148,13 +159,13 @@ async def test_parallel_40_mb_mails_stay_inside_the_memory_limit(
     tags = [f"mem-{uuid.uuid4().hex[:8]}" for _ in range(MAILS)]
     async with open_clients(settings) as aws:
         await provision(settings, aws)
+        await _feed(settings, aws, tags)
         worker = _run_container(built_images, settings)
         try:
             worker.wait_ready()
             container_id = worker.container_id()
             sampler = MemorySampler(worker.name, container_id)
             started = time.monotonic()
-            await _feed(settings, aws, tags)
             url = await aws.queues.url(settings.app_queue("app1"))
             bodies = await receive_all(aws.sqs, url, expect=MAILS, timeout=420)
             took = time.monotonic() - started
@@ -179,26 +190,5 @@ async def test_parallel_40_mb_mails_stay_inside_the_memory_limit(
             )
             final = worker.stop()
             assert (final["ExitCode"], final["OOMKilled"]) == (0, False)
-        finally:
-            worker.remove()
-
-
-async def test_control_without_a_fitting_budget_the_same_load_is_oom_killed(
-    built_images: str, make_settings: Callable[..., Settings]
-) -> None:
-    """A budget of 1 GiB under the same 600 MiB limit: all six at once, and the kernel kills."""
-    settings = make_settings(visibility_timeout_seconds=120, max_in_flight_bytes=1024 * MIB)
-    tags = [f"oom-{uuid.uuid4().hex[:8]}" for _ in range(MAILS)]
-    async with open_clients(settings) as aws:
-        await provision(settings, aws)
-        worker = _run_container(built_images, settings)
-        try:
-            worker.wait_ready()
-            await _feed(settings, aws, tags)
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and worker.state()["Status"] == "running":
-                await anyio.sleep(1)
-            state = worker.state()
-            assert state["OOMKilled"], f"not OOM-killed: {state}"
         finally:
             worker.remove()
