@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -23,6 +23,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from mailflow.errors import ConfigurationError, MailflowError, MissingResource, describe
 from mailflow.observability.logging import configure_logging
 from mailflow.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mailflow.ops.queues import Peek
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -130,9 +133,40 @@ def cmd_peek(args: argparse.Namespace) -> int:
     from mailflow.ops.queues import peek
 
     settings = _target(args)
-    for message in anyio.run(peek, settings, args.queue, args.max):
+    found = anyio.run(peek, settings, args.queue, args.max)
+    for message in found.messages:
         print(json.dumps(message, indent=2, ensure_ascii=False))
+    for line in _peek_summary(found):
+        print(line, file=sys.stderr)
     return 0
+
+
+def _peek_summary(found: Peek) -> list[str]:
+    """What the look cost and where mail that is not here went: said, never silent."""
+    from mailflow.ops.queues import PEEK_HOLD_SECONDS
+
+    lines = [f"{found.queue}: {len(found.messages)} message(s) shown, each received once"]
+    if found.max_receives is not None:
+        lines[0] += (
+            f"; SQS moves a message to {found.dead_letters} after {found.max_receives} receives"
+        )
+    for message_id in found.at_limit():
+        lines.append(
+            f"warning: {message_id} has been received {found.max_receives} times: its next"
+            f" receive, by anyone, moves it to {found.dead_letters}"
+        )
+    if found.dead_letter_count:
+        short = found.dead_letters or ""
+        lines.append(
+            f"{found.dead_letters} holds {found.dead_letter_count} message(s):"
+            f" mailflow peek {short.removeprefix('mailflow-')}"
+        )
+    if found.still_hidden:
+        lines.append(
+            f"warning: {found.still_hidden} message(s) could not be made visible again and"
+            f" stay hidden for up to {PEEK_HOLD_SECONDS} s"
+        )
+    return lines
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
@@ -297,7 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     peek = sub.add_parser(
         "peek",
-        help="show waiting messages without consuming them (each look is one receive)",
+        help="show waiting messages without consuming them",
+        description=(
+            "Show waiting messages and leave them on the queue. SQS has no true peek: each"
+            " message shown is received once (held for the look, then made visible again),"
+            " and that receive counts toward the queue's maxReceiveCount. The summary on"
+            " stderr names the queue's dead-letter queue, how many it holds, and any"
+            " message whose next receive would move it there. Queues that `provision`"
+            " creates for apps allow 100 receives, so looking never moves mail there."
+        ),
     )
     peek.add_argument("queue", help="role (inbound, outbound, default, dlq, an app) or name/URL")
     peek.add_argument("--max", type=int, default=10, help="show at most this many [10]")

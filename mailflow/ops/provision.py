@@ -92,8 +92,18 @@ def queue_name(name_or_url: str) -> str:
     return name_or_url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def redrive_max_receives(settings: Settings) -> int:
-    """SQS's own redrive sits above the worker's attempts: it only catches crash loops."""
+# Receives before SQS moves a message on an app's queue (default and app:*) to its DLQ,
+# where `provision` creates them (emulators, development). Looking at a queue is a
+# receive (`mailflow peek`), and a newcomer looks often: at the worker's limit of ten,
+# three peeks moved an app's only email to its DLQ without a word. An app's own retries
+# of a poison message still end there, after a hundred.
+APP_QUEUE_MAX_RECEIVES = 100
+
+
+def redrive_max_receives(settings: Settings, role: str = "inbound") -> int:
+    """SQS's redrive on the worker's queues sits above its attempts: it catches crash loops."""
+    if role == "default" or role.startswith("app:"):
+        return APP_QUEUE_MAX_RECEIVES
     return settings.max_attempts + 2
 
 
@@ -105,7 +115,12 @@ async def _create_queue(
 
 
 async def provision_queue(
-    clients: AwsClients, settings: Settings, name: str, *, with_redrive: bool = True
+    clients: AwsClients,
+    settings: Settings,
+    name: str,
+    *,
+    with_redrive: bool = True,
+    max_receives: int | None = None,
 ) -> str:
     base: dict[QueueAttributeNameType, str] = {
         "MessageRetentionPeriod": str(RETENTION_SECONDS),
@@ -118,7 +133,7 @@ async def provision_queue(
     attrs = await clients.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
     redrive = {
         "deadLetterTargetArn": attrs["Attributes"]["QueueArn"],
-        "maxReceiveCount": str(redrive_max_receives(settings)),
+        "maxReceiveCount": str(max_receives or redrive_max_receives(settings)),
     }
     url = await _create_queue(clients, name, {**base, "RedrivePolicy": json.dumps(redrive)})
     # create_queue does not update an existing queue's attributes; make them converge.
@@ -182,7 +197,13 @@ async def provision(settings: Settings, clients: AwsClients) -> list[str]:
     for role, queue in settings.all_queues().items():
         name = queue_name(queue)
         async with service_call(settings, "sqs"):
-            await provision_queue(clients, settings, name, with_redrive=role != "dlq")
+            await provision_queue(
+                clients,
+                settings,
+                name,
+                with_redrive=role != "dlq",
+                max_receives=redrive_max_receives(settings, role),
+            )
         done.append(f"queue {name}" + ("" if role == "dlq" else f" (+ {name}-dlq)"))
     for bucket in (settings.raw_bucket, settings.attachments_bucket):
         async with service_call(settings, "s3"):
