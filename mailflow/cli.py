@@ -184,8 +184,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     out = Path(args.directory)
     out.mkdir(parents=True, exist_ok=True)
-    for stem, model in sorted(all_schemas().items()):
-        schema = model.model_json_schema(by_alias=True)
+    for stem, schema in sorted(all_schemas().items()):
         path = out / f"{stem}.schema.json"
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {path}")

@@ -168,6 +168,3 @@ class InboundMessage(WireModel):
     source: Literal["mailflow"] = "mailflow"
     email: Email
     metadata: InboundMetadata
-
-
-SCHEMAS: dict[str, type[BaseModel]] = {"inbound-message": InboundMessage}

@@ -16,9 +16,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    RootModel,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from mailflow.contracts.base import WireModel
+from mailflow.contracts.base import OneOrMany, WireModel
 
 
 def _one_or_many(value: Any) -> Any:
@@ -41,6 +51,19 @@ class EmailAddress(WireModel):
     def _from_string(cls, value: Any) -> Any:
         return {"address": value} if isinstance(value, str) else value
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        if handler.mode != "validation":
+            return schema
+        bare = {"type": "string", "minLength": 3, "maxLength": 320, "description": "An address."}
+        return {"anyOf": [bare, schema]}
+
+
+Addresses = Annotated[list[EmailAddress], BeforeValidator(_one_or_many), OneOrMany()]
+
 
 class EmailBody(WireModel):
     """At least one of `text` and `html` (checked by the validator with a clear message)."""
@@ -60,6 +83,15 @@ class AttachmentRef(WireModel):
     s3_key: str = Field(min_length=1, max_length=1024)
 
 
+def _split_references(value: Any) -> Any:
+    """One string of ids, separated by blanks or commas, is a list too."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    return value
+
+
 class ThreadHeaders(WireModel):
     """Threading headers; ids may be given with or without angle brackets."""
 
@@ -68,35 +100,23 @@ class ThreadHeaders(WireModel):
         alias="in-reply-to",
         validation_alias=AliasChoices("in-reply-to", "inReplyTo", "in_reply_to"),
     )
-    references: list[str] = Field(default_factory=list)
-
-    @field_validator("references", mode="before")
-    @classmethod
-    def _split_references(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return value.replace(",", " ").split()
-        return value
+    references: Annotated[list[str], BeforeValidator(_split_references), OneOrMany()] = Field(
+        default_factory=list
+    )
 
 
 class OutboundEmail(WireModel):
     """The email itself; `from` must be one of the sending app's own addresses."""
 
     from_: EmailAddress = Field(alias="from", validation_alias=AliasChoices("from", "from_"))
-    to: list[EmailAddress] = Field(default_factory=list)
-    cc: list[EmailAddress] = Field(default_factory=list)
-    bcc: list[EmailAddress] = Field(default_factory=list)
-    reply_to: list[EmailAddress] = Field(default_factory=list)
+    to: Addresses = Field(default_factory=list)
+    cc: Addresses = Field(default_factory=list)
+    bcc: Addresses = Field(default_factory=list)
+    reply_to: Addresses = Field(default_factory=list)
     subject: str = Field(max_length=998)
     body: EmailBody
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=100)
     headers: ThreadHeaders = Field(default_factory=ThreadHeaders)
-
-    @field_validator("to", "cc", "bcc", "reply_to", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return _one_or_many(value)
 
 
 class SendOptions(WireModel):
@@ -171,11 +191,3 @@ class OutboundStatusEvent(
     RootModel[Annotated[EmailSentEvent | EmailFailedEvent, Field(discriminator="type")]]
 ):
     """Any status event; dispatch on `type`."""
-
-
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "outbound-message": OutboundMessage,
-    "outbound-status-event": OutboundStatusEvent,
-    "email-sent-event": EmailSentEvent,
-    "email-failed-event": EmailFailedEvent,
-}

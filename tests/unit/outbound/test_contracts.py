@@ -9,12 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from mailflow.contracts.outbound import (
-    SCHEMAS,
     EmailFailedEvent,
     EmailSentEvent,
     OutboundMessage,
     OutboundStatusEvent,
 )
+from mailflow.contracts.registry import all_schemas
 from tests.readme_examples import README_CAMEL, README_QUICKSTART
 
 
@@ -152,10 +152,10 @@ def test_status_events_round_trip_and_dispatch_on_type() -> None:
 
 
 def test_schemas_generate_with_wire_names() -> None:
-    for stem in ("outbound-message", "outbound-status-event"):
-        assert stem in SCHEMAS
-    schema = SCHEMAS["outbound-message"].model_json_schema(by_alias=True)
-    assert "correlationId" in schema["properties"]
-    status = json.dumps(SCHEMAS["outbound-status-event"].model_json_schema(by_alias=True))
+    schemas = all_schemas()
+    assert "correlationId" in schemas["outbound-message"]["properties"]
+    assert "correlation_id" in schemas["outbound-message"]["properties"]  # input: both
+    assert "correlation_id" not in schemas["outbound-message.normalized"]["properties"]
+    status = json.dumps(schemas["outbound-status-event"])
     assert "email.sent" in status
     assert "email.failed" in status
