@@ -9,13 +9,36 @@ the worker would take.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, GetJsonSchemaHandler
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+
+
+def wire_time(value: datetime) -> str:
+    """One form for every time mailflow writes: ISO 8601, milliseconds when there are
+    any, UTC as `Z` (`2026-03-03T09:15:01.204Z`); another zone keeps its offset (an
+    email's own `Date`)."""
+    text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    return text[: -len("+00:00")] + "Z" if text.endswith("+00:00") else text
+
+
+Instant = Annotated[
+    datetime,
+    PlainSerializer(wire_time, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 class WireModel(BaseModel):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from mailflow.contracts.base import WireModel
+from mailflow.contracts.base import Instant, WireModel
 
 
 class FailureRecord(WireModel):
@@ -26,8 +25,8 @@ class FailureRecord(WireModel):
     reason: str = Field(description="Human-readable explanation.")
     retryable: bool = Field(description="True when retries were exhausted on a transient error.")
     attempts: int = Field(description="ApproximateReceiveCount when the record was written.")
-    first_attempt_at: datetime | None = None
-    last_attempt_at: datetime
+    first_attempt_at: Instant | None = None
+    last_attempt_at: Instant
     app: str | None = Field(default=None, description="The app concerned, when known.")
     details: dict[str, Any] = Field(default_factory=dict)
     body: str = Field(description="The original message body, verbatim.")

@@ -7,12 +7,11 @@ Schema (`mailflow schema`) is generated from these models.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailflow.contracts.base import WireModel
+from mailflow.contracts.base import Instant, WireModel
 
 VerdictStatus = Literal["PASS", "FAIL", "GRAY", "PROCESSING_FAILED", "DISABLED", "UNKNOWN"]
 
@@ -52,7 +51,7 @@ class Attachment(WireModel):
     s3_bucket: str | None = None
     s3_key: str | None = None
     presigned_url: str | None = None
-    presigned_url_expires_at: datetime | None = None
+    presigned_url_expires_at: Instant | None = None
     content_id: str | None = Field(
         default=None, description="Content-ID without angle brackets; resolves `cid:` in html."
     )
@@ -91,11 +90,11 @@ class Email(WireModel):
     cc: list[EmailAddress] = Field(default_factory=list)
     reply_to: list[EmailAddress] = Field(default_factory=list)
     subject: str = ""
-    date: datetime | None = Field(default=None, description="The Date header, if parseable.")
+    date: Instant | None = Field(default=None, description="The Date header, if parseable.")
     body: EmailBody = Field(default_factory=EmailBody)
     attachments: list[Attachment] = Field(default_factory=list)
     headers: EmailHeaders = Field(default_factory=EmailHeaders)
-    received_at: datetime = Field(description="When SES received the email.")
+    received_at: Instant = Field(description="When SES received the email.")
 
 
 class RawEmailLocation(WireModel):
@@ -164,7 +163,7 @@ class InboundMessage(WireModel):
     message_id: str = Field(
         description="Deterministic per (SES message id, app): uuid5; equal ids are duplicates."
     )
-    timestamp: datetime = Field(description="When mailflow built this message.")
+    timestamp: Instant = Field(description="When mailflow built this message.")
     source: Literal["mailflow"] = "mailflow"
     email: Email
     metadata: InboundMetadata

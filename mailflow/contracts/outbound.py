@@ -13,7 +13,6 @@ Deliberate leniencies (all documented in docs/outbound.md):
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,7 +27,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from mailflow.contracts.base import OneOrMany, WireModel
+from mailflow.contracts.base import Instant, OneOrMany, WireModel
 
 
 def _one_or_many(value: Any) -> Any:
@@ -125,7 +124,7 @@ class SendOptions(WireModel):
     priority: Literal["high", "normal", "low"] | None = Field(
         default=None, description="Sets X-Priority/Importance; 'normal' adds nothing."
     )
-    scheduled_send_time: datetime | None = Field(
+    scheduled_send_time: Instant | None = Field(
         default=None,
         description="Send at (or after) this instant; a time without zone is UTC;"
         " at most 14 days ahead.",
@@ -151,7 +150,7 @@ class OutboundMessage(WireModel):
         description="The app's id for this email; (source, correlationId) is sent at most"
         " once within 24 hours.",
     )
-    timestamp: datetime | None = None
+    timestamp: Instant | None = None
     source: str = Field(min_length=1, max_length=63, description="The sending app's name.")
     email: OutboundEmail
     options: SendOptions = Field(default_factory=SendOptions)
@@ -166,7 +165,7 @@ class EmailSentEvent(WireModel):
     source: str
     ses_message_id: str = Field(description="The id SES returned (its bounce/complaint key).")
     message_id: str = Field(description="The Message-ID header mailflow set, with brackets.")
-    sent_at: datetime
+    sent_at: Instant
     recipients: int = Field(description="Number of envelope recipients (to + cc + bcc).")
 
 
@@ -181,7 +180,7 @@ class EmailFailedEvent(WireModel):
     source: str
     error_code: str = Field(description="Stable code, e.g. sender_not_allowed.")
     reason: str
-    failed_at: datetime
+    failed_at: Instant
     retryable: bool = Field(
         default=False, description="True when retries of a transient error ran out."
     )

@@ -30,7 +30,7 @@ from mailflow.settings import Settings
 
 Shape = Literal["sns", "raw", "s3"]
 ACCOUNT_ID = "123456789012"
-RAW_PREFIX = "inbound-raw/"
+RAW_PREFIX = "inbound/"  # the Terraform module's raw_object_prefix default
 _SES_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
 _VERDICT_NAMES = ("spam", "virus", "spf", "dkim", "dmarc")
 
