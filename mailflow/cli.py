@@ -100,7 +100,13 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen there now.
+
+    SO_REUSEADDR as the servers themselves set it: connections of a `mailflow local`
+    stopped a moment ago linger in TIME_WAIT, and without it a restart was refused.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

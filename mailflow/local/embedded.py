@@ -6,6 +6,7 @@ resource the settings name, and runs the real worker against it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +21,19 @@ DEFAULTS = {
     "AWS_ACCESS_KEY_ID": "mailflow-local",
     "AWS_SECRET_ACCESS_KEY": "mailflow-local",
     "AWS_REGION": "us-east-1",
+    # A terminal, not a log pipeline: one readable line per event.
+    "MAILFLOW_LOG_FORMAT": "console",
 }
 
 
 @contextmanager
 def embedded_aws(port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run moto's server on host:port (0 = any free port) and yield its endpoint URL."""
+    """Run moto's server on host:port (0 = any free port) and yield its endpoint URL.
+
+    Its web server logs one access line per AWS call at INFO (it raises an unset level
+    to INFO itself), which buried the worker's own lines: only its warnings are kept.
+    """
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     try:

@@ -13,6 +13,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailflow.aws.clients import AwsClients, open_clients
+from mailflow.contracts.base import wire_time
 from mailflow.contracts.failure import FailureRecord
 from mailflow.settings import Settings
 
@@ -70,7 +71,7 @@ def _shown(raw: MessageTypeDef) -> dict[str, Any]:
     return {
         "messageId": raw["MessageId"],
         "receiveCount": int(system.get("ApproximateReceiveCount", "0")),
-        "sentAt": datetime.fromtimestamp(sent, UTC).isoformat().replace("+00:00", "Z"),
+        "sentAt": wire_time(datetime.fromtimestamp(sent, UTC)),
         "messageAttributes": {
             name: value.get("StringValue", value.get("BinaryValue"))
             for name, value in raw.get("MessageAttributes", {}).items()
