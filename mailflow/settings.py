@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=45.0, ge=0)
     max_in_flight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     queue_depth_interval_seconds: float = Field(default=30.0, gt=0)
+    # /readyz turns 503 once an AWS service has failed, without one answer, this long.
+    unready_after_seconds: float = Field(default=60.0, gt=0)
     check_resources: bool = True
 
     http_host: str = "0.0.0.0"  # noqa: S104  (a container must listen on all interfaces)

@@ -13,6 +13,9 @@ Every request is forwarded unchanged to the upstream endpoint, except:
   `InternalError` or has its connection reset without an answer, never reaching
   upstream.
 
+- services in `outage` (`sqs`, `dynamodb`, `sesv2`, `s3`): every call has its connection
+  reset without an answer, as in a network partition.
+
 It runs its own event loop in a thread, so it serves sync tests, async tests and worker
 subprocesses alike. Counters tell a test that faults really happened.
 
@@ -60,6 +63,7 @@ class FaultProxy:
     hold_send_seconds: float = 0.0  # forward SendEmail, then delay the answer (kill window)
     sqs_fault_rate: float = 0.0
     sqs_fault_actions: frozenset[str] = frozenset()
+    outage: frozenset[str] = frozenset()
     stats: FaultStats = field(default_factory=FaultStats)
     # SendEmail request bodies seen (JSON, with the raw MIME data removed), for assertions
     # on the envelope: Destination, FromEmailAddress, ConfigurationSetName.
@@ -130,6 +134,23 @@ class FaultProxy:
             self.sqs_fault_rate = rate
             self.sqs_fault_actions = actions
 
+    def set_outage(self, services: frozenset[str]) -> None:
+        with self._lock:
+            self.outage = services
+
+    def _in_outage(self, request: web.Request) -> bool:
+        target = request.headers.get("X-Amz-Target", "")
+        if target.startswith("AmazonSQS."):
+            service = "sqs"
+        elif target.startswith("DynamoDB_"):
+            service = "dynamodb"
+        elif request.path.startswith("/v2/email"):
+            service = "sesv2"
+        else:
+            service = "s3"
+        with self._lock:
+            return service in self.outage
+
     def _sqs_fault(self, request: web.Request) -> str | None:
         """'reset' or '500' when this SQS call is to fail, else None."""
         action = request.headers.get("X-Amz-Target", "").removeprefix("AmazonSQS.")
@@ -169,7 +190,7 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        sqs_fault = self._sqs_fault(request)
+        sqs_fault = "reset" if self._in_outage(request) else self._sqs_fault(request)
         if sqs_fault == "reset":
             assert request.transport is not None
             request.transport.abort()  # the client sees the connection drop, no answer

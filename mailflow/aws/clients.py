@@ -16,6 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from mailflow.aws.reachability import Reachability
 from mailflow.errors import MissingResource, aws_error_code
 from mailflow.settings import Settings
 
@@ -98,19 +99,25 @@ class AwsClients:
     ses: SESV2Client
     dynamodb: DynamoDBClient
     queues: Queues
+    reachability: Reachability = field(default_factory=Reachability)
 
 
 @asynccontextmanager
 async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:
     session = aioboto3.Session()
+    reachability = Reachability()
     async with AsyncExitStack() as stack:
 
         async def open_client(service: str) -> Any:
             client = session.client(service, **client_kwargs(settings, service))
-            return await stack.enter_async_context(client)
+            opened = await stack.enter_async_context(client)
+            reachability.watch(opened, service)
+            return opened
 
         sqs = await open_client("sqs")
         s3 = await open_client("s3")
         ses = await open_client("sesv2")
         ddb = await open_client("dynamodb")
-        yield AwsClients(sqs=sqs, s3=s3, ses=ses, dynamodb=ddb, queues=Queues(sqs))
+        yield AwsClients(
+            sqs=sqs, s3=s3, ses=ses, dynamodb=ddb, queues=Queues(sqs), reachability=reachability
+        )

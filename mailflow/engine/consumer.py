@@ -159,6 +159,12 @@ class Consumer:
         self.polling = False
         self._in_flight = 0
         self._slot_freed = anyio.Event()
+        self._started: dict[int, float] = {}  # id(message) -> when its handling began
+        metrics.OLDEST_IN_FLIGHT.labels(self.direction).set_function(self.oldest_in_flight)
+
+    def oldest_in_flight(self) -> float:
+        """Seconds the longest-running message has been in hand (0 with none)."""
+        return time.monotonic() - min(self._started.values()) if self._started else 0.0
 
     async def run(self, stop: anyio.Event, grace_seconds: float) -> None:
         """Consume until `stop` is set, then let in-flight messages finish within the grace.
@@ -241,6 +247,7 @@ class Consumer:
 
     async def _process(self, message: SqsMessage) -> None:
         started = time.monotonic()
+        self._started[id(message)] = started
         metrics.IN_FLIGHT.labels(self.direction).inc()
         outcome = "retry"
         try:
@@ -256,6 +263,7 @@ class Consumer:
             # is left to SQS (it reappears), and the worker keeps serving the others.
             log.exception("message.settle_crashed", sqs_message_id=message.message_id)
         finally:
+            self._started.pop(id(message), None)
             self._in_flight -= 1
             self._slot_freed.set()
             metrics.IN_FLIGHT.labels(self.direction).dec()

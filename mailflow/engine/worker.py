@@ -7,6 +7,7 @@ does can end the process: each runs under a supervisor that logs and restarts it
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Mapping
 
@@ -14,6 +15,8 @@ import anyio
 import structlog
 
 from mailflow.aws.clients import AwsClients, open_clients
+from mailflow.aws.keys import KEY_ATTRIBUTE
+from mailflow.aws.reachability import SERVICES
 from mailflow.engine.budget import ByteBudget
 from mailflow.engine.consumer import Consumer, EngineConfig
 from mailflow.engine.message import BackgroundJob, Direction, Handler
@@ -28,6 +31,7 @@ from mailflow.settings import Settings
 log = structlog.get_logger("mailflow.worker")
 
 _RESTART_PAUSE_SECONDS = (1.0, 60.0)  # first and longest pause before a job restarts
+_PROBE_SECONDS = 5.0  # how often a failing AWS service is asked again
 _DEPTH_ATTRIBUTES = {
     "visible": "ApproximateNumberOfMessages",
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
@@ -85,10 +89,16 @@ class Worker:
         ]
 
     def is_ready(self) -> bool:
-        return bool(self.consumers) and all(c.polling for c in self.consumers)
+        """Every consumer polls, and no AWS service has failed for longer than allowed."""
+        polling = bool(self.consumers) and all(c.polling for c in self.consumers)
+        down = self.clients.reachability.unreachable(self.settings.unready_after_seconds)
+        return polling and not down
 
     def background_jobs(self) -> list[BackgroundJob]:
-        jobs = [BackgroundJob("queue_depth", self.poll_queue_depths)]
+        jobs = [
+            BackgroundJob("queue_depth", self.poll_queue_depths),
+            BackgroundJob("dependencies", self.watch_dependencies),
+        ]
         for handler in self.handlers.values():
             jobs.extend(handler.background_jobs())
         return jobs
@@ -101,6 +111,41 @@ class Worker:
                 for consumer in self.consumers:
                     consumers.start_soon(consumer.run, stop, self.settings.shutdown_grace_seconds)
             background.cancel_scope.cancel()
+
+    async def watch_dependencies(self) -> None:
+        """Probe each failing AWS service until it answers; keep the up/down gauge current.
+
+        The probes are calls the task role may already make (IAM is derived from the
+        code); any answer below 500, a 404 included, proves the service is there.
+        """
+        reachability = self.clients.reachability
+        down: set[str] = set()
+        while True:
+            for service in reachability.failing():
+                with contextlib.suppress(Exception):  # the failure is recorded by the hook
+                    await self._probe(service)
+            now_down = set(reachability.unreachable(self.settings.unready_after_seconds))
+            for service in now_down - down:
+                log.error("dependency.unreachable", service=service)
+            down = now_down
+            for service in SERVICES:
+                metrics.DEPENDENCY_UP.labels(service).set(0 if service in down else 1)
+            await anyio.sleep(min(_PROBE_SECONDS, self.settings.unready_after_seconds / 2))
+
+    async def _probe(self, service: str) -> None:
+        settings, clients = self.settings, self.clients
+        if service == "sqs":
+            url = await clients.queues.url(settings.inbound_queue)
+            await clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        elif service == "s3":
+            probe_key = f"{settings.inbound.raw_key_prefix}mailflow-reachability-probe"
+            await clients.s3.head_object(Bucket=settings.raw_bucket, Key=probe_key)
+        elif service == "dynamodb":
+            await clients.dynamodb.get_item(
+                TableName=settings.idempotency_table, Key={KEY_ATTRIBUTE: {"S": "probe#"}}
+            )
+        elif service == "sesv2":
+            await clients.ses.get_account()
 
     async def poll_queue_depths(self) -> None:
         """Queue depth gauges, so dashboards and alarms see backlog from the worker too."""

@@ -63,3 +63,18 @@ BUDGET_WAITS = Counter(
     "mailflow_budget_waits_total",
     "Times a message waited for room in MAILFLOW_MAX_IN_FLIGHT_BYTES.",
 )
+DEPENDENCY_FAILURES = Gauge(
+    "mailflow_dependency_consecutive_failures",
+    "Calls to an AWS service that failed (no answer or 5xx) since its last answer.",
+    ["service"],
+)
+DEPENDENCY_UP = Gauge(
+    "mailflow_dependency_up",
+    "0 while a service has failed for longer than MAILFLOW_UNREADY_AFTER_SECONDS, else 1.",
+    ["service"],
+)
+OLDEST_IN_FLIGHT = Gauge(
+    "mailflow_oldest_in_flight_seconds",
+    "Age of the oldest message being handled now (0 when none): a stuck handler shows.",
+    ["direction"],
+)
