@@ -163,8 +163,16 @@ class SendGovernor:
         metrics.SENDING_TASKS.set(tasks)
 
     async def roster_forever(self) -> None:
+        """Beat every refresh interval; a missed beat keeps the last share and says so.
+
+        In a DynamoDB outage every beat fails: one warning each, no traceback (the
+        outage is reported by /readyz), and the rate share stays what it was.
+        """
         while True:
-            await self.count_tasks()
+            try:
+                await self.count_tasks()
+            except Exception as exc:
+                log.warning("outbound.roster_beat_failed", error=describe(exc), tasks=self.tasks)
             await anyio.sleep(self.config.roster_refresh_seconds)
 
     def _apply_rate(self) -> None:

@@ -97,6 +97,8 @@ async def test_readyz_follows_sqs_and_dynamodb_outages(
     events = [e["event"] for e in proc.log_events()]
     assert "dependency.unreachable" in events
     assert "dependency.answering" in events
+    crashed = [e for e in proc.log_events() if e["event"] == "worker.job_failed"]
+    assert crashed == [], "an outage is not a crash of a job"
     print(
         f"\nSQS cut: unready after {sqs_unready:.1f} s, ready {sqs_ready:.1f} s after it"
         f" answered; DynamoDB cut with a message needing it: unready after"
