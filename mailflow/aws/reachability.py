@@ -1,7 +1,7 @@
 """Whether each AWS service answers: the evidence `/readyz` stands on.
 
-Every call any client makes reports here, through botocore's `after-call` and
-`after-call-error` events, so readiness costs no extra traffic while mail flows. An
+Every call any client makes reports here, attempt by attempt (botocore's `needs-retry`
+event), so readiness costs no extra traffic while mail flows. An
 answer counts as reachable whatever it says unless it is a 5xx: a `NoSuchKey`, a failed
 condition or a throttle is AWS answering. No answer (refused, reset, timed out, a DNS
 failure) and 5xx answers count as failures. A service is *unreachable* once it has
@@ -70,13 +70,18 @@ class Reachability:
         ]
 
     def watch(self, client: Any, service: str) -> None:
-        """Report every call of `client` (botocore events; sync handlers are fine)."""
+        """Report every attempt of every call of `client`.
 
-        def answered(http_response: Any, **_: Any) -> None:
-            self.record(service, http_response.status_code < 500)
+        botocore's `needs-retry` event fires after each attempt, the SDK's own retries
+        included, so an outage is seen at its first failed attempt rather than after the
+        SDK has given up (about 3 s later). Returning None leaves the retry decision to
+        botocore; sync handlers are fine on aiobotocore's emitter.
+        """
 
-        def no_answer(**_: Any) -> None:
-            self.record(service, False)
+        def attempt(response: Any = None, caught_exception: Any = None, **_: Any) -> None:
+            if caught_exception is not None:
+                self.record(service, False)
+            elif response is not None:
+                self.record(service, response[0].status_code < 500)
 
-        client.meta.events.register(f"after-call.{service}", answered)
-        client.meta.events.register(f"after-call-error.{service}", no_answer)
+        client.meta.events.register(f"needs-retry.{service}", attempt)

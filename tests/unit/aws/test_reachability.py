@@ -71,13 +71,14 @@ def test_the_hooks_count_a_4xx_as_an_answer_and_a_5xx_or_no_answer_as_failure() 
     events = client.meta.events
 
     def answer(status: int) -> None:
-        events.emit("after-call.s3.HeadObject", http_response=SimpleNamespace(status_code=status))
+        response = (SimpleNamespace(status_code=status), {})
+        events.emit("needs-retry.s3.HeadObject", response=response, caught_exception=None)
 
     answer(503)
     assert reach.failing() == ["s3"]
     answer(404)  # NoSuchKey: S3 answered
     assert reach.failing() == []
-    events.emit("after-call-error.s3.GetObject", exception=ConnectionResetError())
+    events.emit("needs-retry.s3.GetObject", response=None, caught_exception=ConnectionResetError())
     assert reach.failing() == ["s3"]
     answer(200)
     assert reach.failing() == []
