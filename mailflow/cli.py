@@ -162,10 +162,9 @@ def _peek_summary(found: Peek) -> list[str]:
             f" receive, by anyone, moves it to {found.dead_letters}"
         )
     if found.dead_letter_count:
-        short = found.dead_letters or ""
         lines.append(
             f"{found.dead_letters} holds {found.dead_letter_count} message(s):"
-            f" mailflow peek {short.removeprefix('mailflow-')}"
+            f" mailflow peek {found.dead_letters}"
         )
     if found.still_hidden:
         lines.append(

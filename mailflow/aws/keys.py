@@ -33,6 +33,11 @@ def senders_roster() -> str:
     return "roster#outbound-senders"
 
 
+def reachability_probe() -> str:
+    """Never written: the worker reads it to learn whether DynamoDB answers."""
+    return "probe#reachability"
+
+
 def sender_window(sender: str, now: datetime) -> str:
     """Counter: one sender's emails in one clock hour (the inbound rate limit)."""
     return f"ratelimit#{sender.lower()}#{now:%Y%m%d%H}"

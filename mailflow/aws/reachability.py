@@ -1,15 +1,15 @@
 """Whether each AWS service answers: the evidence `/readyz` stands on.
 
 Every call any client makes reports here, attempt by attempt (botocore's `needs-retry`
-event), so readiness costs no extra traffic while mail flows. An
-answer counts as reachable whatever it says unless it is a 5xx: a `NoSuchKey`, a failed
-condition or a throttle is AWS answering. No answer (refused, reset, timed out, a DNS
-failure) and 5xx answers count as failures. A service is *unreachable* once it has
-failed without a single success for longer than a threshold; one success ends that.
+event), so readiness costs no extra traffic while mail flows. An answer counts as
+reachable whatever it says unless it is a 5xx: a `NoSuchKey`, a failed condition or a
+throttle is AWS answering. No answer (refused, reset, timed out, a DNS failure) and 5xx
+answers count as failures. A service is *unreachable* once it has failed without a
+single success for longer than a threshold; one success ends that.
 
 Evidence only comes with calls, and an outage stops the calls that would show its end
 (messages wait in their backoff), so the worker probes a failing service on its own
-(`probe_calls`) until it answers.
+(`Worker.watch_dependencies`) until it answers.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The JSON Schemas follow the same split (`mailflow schema`): what mailflow writes is
 described in serialization mode (camelCase, exactly what appears); what an app sends is
 described in validation mode, which here means every spelling and shape the worker
-accepts. An app that validates its messages against our schema must never reject one
-the worker would take.
+accepts, so that an app validating its messages against our schema never refuses a
+documented form the worker takes (tests/unit/test_docs_examples.py).
 """
 
 from __future__ import annotations

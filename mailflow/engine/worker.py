@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import anyio
 import structlog
 
+from mailflow.aws import keys
 from mailflow.aws.clients import AwsClients, open_clients
 from mailflow.aws.keys import KEY_ATTRIBUTE
 from mailflow.aws.reachability import SERVICES
@@ -142,7 +143,8 @@ class Worker:
             await clients.s3.head_object(Bucket=settings.raw_bucket, Key=probe_key)
         elif service == "dynamodb":
             await clients.dynamodb.get_item(
-                TableName=settings.idempotency_table, Key={KEY_ATTRIBUTE: {"S": "probe#"}}
+                TableName=settings.idempotency_table,
+                Key={KEY_ATTRIBUTE: {"S": keys.reachability_probe()}},
             )
         elif service == "sesv2":
             await clients.ses.get_account()
