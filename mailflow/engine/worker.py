@@ -8,6 +8,7 @@ does can end the process: each runs under a supervisor that logs and restarts it
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 from collections.abc import Mapping
 
@@ -88,6 +89,12 @@ class Worker:
             )
             for direction, handler in self.handlers.items()
         ]
+        for service in SERVICES:  # read at each scrape: never behind /readyz
+            metrics.DEPENDENCY_UP.labels(service).set_function(functools.partial(self._up, service))
+
+    def _up(self, service: str) -> float:
+        down = self.clients.reachability.unreachable(self.settings.unready_after_seconds)
+        return 0.0 if service in down else 1.0
 
     def is_ready(self) -> bool:
         """Every consumer polls, and no AWS service has failed for longer than allowed."""
@@ -114,7 +121,7 @@ class Worker:
             background.cancel_scope.cancel()
 
     async def watch_dependencies(self) -> None:
-        """Probe each failing AWS service until it answers; keep the up/down gauge current.
+        """Probe each failing AWS service until it answers; say when one goes down.
 
         The probes are calls the task role may already make (IAM is derived from the
         code); any answer below 500, a 404 included, proves the service is there.
@@ -129,8 +136,6 @@ class Worker:
             for service in now_down - down:
                 log.error("dependency.unreachable", service=service)
             down = now_down
-            for service in SERVICES:
-                metrics.DEPENDENCY_UP.labels(service).set(0 if service in down else 1)
             await anyio.sleep(min(_PROBE_SECONDS, self.settings.unready_after_seconds / 2))
 
     async def _probe(self, service: str) -> None:

@@ -51,13 +51,19 @@ def wait_for(proc: Any, path: str, status: int, timeout: float) -> float:
     raise AssertionError(f"{path} never answered {status} within {timeout} s")
 
 
-def wait_for_metric(proc: Any, line: str, timeout: float = 10) -> None:
+def wait_for_down(proc: Any, service: str, timeout: float = 10) -> None:
+    """The gauge and the log line both say the service is down (the log may trail)."""
+    line = f'mailflow_dependency_up{{service="{service}"}} 0.0'
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if line in proc.get("/metrics")[1]:
+        logged = any(
+            e["event"] == "dependency.unreachable" and e.get("service") == service
+            for e in proc.log_events()
+        )
+        if logged and line in proc.get("/metrics")[1]:
             return
         time.sleep(0.2)
-    raise AssertionError(f"/metrics never showed {line}")
+    raise AssertionError(f"{service} never reported down (gauge and log)")
 
 
 async def test_readyz_follows_sqs_and_dynamodb_outages(
@@ -74,7 +80,7 @@ async def test_readyz_follows_sqs_and_dynamodb_outages(
         proxy.set_outage(frozenset({"sqs"}))
         sqs_unready = wait_for(proc, "/readyz", 503, timeout=UNREADY_AFTER + 30)
         assert proc.get("/healthz")[0] == 200
-        wait_for_metric(proc, 'mailflow_dependency_up{service="sqs"} 0.0')
+        wait_for_down(proc, "sqs")
         proxy.set_outage(frozenset())
         sqs_ready = wait_for(proc, "/readyz", 200, timeout=30)
 
@@ -83,7 +89,7 @@ async def test_readyz_follows_sqs_and_dynamodb_outages(
         body = {**message(), "correlationId": "readiness-1"}
         await aws.sqs.send_message(QueueUrl=outbound, MessageBody=json.dumps(body))
         ddb_unready = wait_for(proc, "/readyz", 503, timeout=UNREADY_AFTER + 30)
-        wait_for_metric(proc, 'mailflow_dependency_up{service="dynamodb"} 0.0')
+        wait_for_down(proc, "dynamodb")
         proxy.set_outage(frozenset())
         ddb_ready = wait_for(proc, "/readyz", 200, timeout=30)
         deadline = time.monotonic() + 60
