@@ -1,4 +1,5 @@
-"""The README's quick start, run as a newcomer would paste it, prints what the README says.
+"""The README's quick start, run as a newcomer would paste it, prints what the README says;
+docs/inbound.md's `inject` examples do what their comments say.
 
 The first two ```console blocks of the README are executed: `make local` (as
 `mailflow local`, on free ports instead of 5055/8080/2525, which the transcript's ports
@@ -12,6 +13,7 @@ delivered what the previous command put in.
 from __future__ import annotations
 
 import doctest
+import json
 import os
 import re
 import shlex
@@ -20,8 +22,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -82,15 +87,19 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"mailflow local never became ready:\n{log.read_text()}")
 
 
-def wait_for_messages(env: dict[str, str], queue: str, count: int) -> None:
-    """What a person does between commands: give the worker its second."""
-    sqs = boto3.client(
+def sqs_client(env: dict[str, str]) -> Any:
+    return boto3.client(
         "sqs",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=env["AWS_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def wait_for_messages(env: dict[str, str], queue: str, count: int) -> None:
+    """What a person does between commands: give the worker its second."""
+    sqs = sqs_client(env)
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -138,15 +147,17 @@ def run_second_shell(steps: list[Step], ports: Ports, base_env: dict[str, str]) 
     return transcript
 
 
-def test_the_readme_quick_start_is_a_true_transcript(tmp_path: Path) -> None:
-    first, second = console_blocks((ROOT / "README.md").read_text())[:2]
-    assert [s.command for s in first] == ["make local"]
-    ports = Ports(aws=free_port(), http=free_port(), smtp=free_port())
-    # a newcomer's shell: nothing of ours set, Python unbuffered so stderr and stdout
-    # interleave as on a terminal
+def newcomer_env() -> dict[str, str]:
+    """A newcomer's shell: nothing of ours set; Python unbuffered, so stderr and stdout
+    interleave as on a terminal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILFLOW_", "AWS_"))}
     env["PYTHONUNBUFFERED"] = "1"
-    log = tmp_path / "local.log"
+    return env
+
+
+@contextmanager
+def mailflow_local(ports: Ports, env: dict[str, str], log: Path) -> Iterator[None]:
+    """`make local`, on the given ports; stopped with Ctrl-C, which must exit 0."""
     with log.open("wb") as out:
         local = subprocess.Popen(
             [
@@ -160,10 +171,64 @@ def test_the_readme_quick_start_is_a_true_transcript(tmp_path: Path) -> None:
         )
         try:
             wait_ready(ports.http, local, log)
-            transcript = run_second_shell(second, ports, env)
+            yield
             local.send_signal(signal.SIGINT)
             assert local.wait(timeout=30) == 0, log.read_text()
         finally:
             local.kill()
+
+
+def test_the_readme_quick_start_is_a_true_transcript(tmp_path: Path) -> None:
+    first, second = console_blocks((ROOT / "README.md").read_text())[:2]
+    assert [s.command for s in first] == ["make local"]
+    ports = Ports(aws=free_port(), http=free_port(), smtp=free_port())
+    env = newcomer_env()
+    log = tmp_path / "local.log"
+    with mailflow_local(ports, env, log):
+        transcript = run_second_shell(second, ports, env)
     assert_matches(first[0], log.read_text(), ports)
     print("\n" + "\n".join(transcript))
+
+
+def test_the_inject_examples_of_inbound_md_do_what_they_say(tmp_path: Path) -> None:
+    """docs/inbound.md's `inject` block, run as written (its `mail.eml` is our example
+    mail): every command succeeds, the virus verdict ends in the DLQ and reaches no app,
+    the others reach app1."""
+    text = (ROOT / "docs" / "inbound.md").read_text()
+    [block] = [
+        b for b in re.findall(r"^```bash\n(.*?)^```$", text, flags=re.M | re.S) if "inject" in b
+    ]
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    commands = [c.replace("mail.eml", "docs/examples/inbound.eml") for c in commands if c]
+    ports = Ports(aws=free_port(), http=free_port(), smtp=free_port())
+    env = newcomer_env()
+    with mailflow_local(ports, env, tmp_path / "local.log"):
+        env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+        env.update(
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{ports.aws}",
+            AWS_ACCESS_KEY_ID="mailflow-local",
+            AWS_SECRET_ACCESS_KEY="mailflow-local",
+            AWS_REGION="us-east-1",
+            MAILFLOW_DOMAINS="example.com",
+            MAILFLOW_APPS="app1,app2",
+        )
+        for command in commands:
+            result = subprocess.run(
+                ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, check=False
+            )
+            assert result.returncode == 0, f"$ {command}\n{result.stderr.decode()}"
+        injected = [c for c in commands if c.startswith("mailflow inject")]
+        virus = [c for c in injected if "virus=FAIL" in c]
+        assert len(virus) == 1
+        wait_for_messages(env, "mailflow-app1", len(injected) - len(virus))
+        wait_for_messages(env, "mailflow-dlq", 1)
+        sqs = sqs_client(env)
+        for queue, expected in (("mailflow-app1", len(injected) - 1), ("mailflow-dlq", 1)):
+            url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+            assert int(attrs["Attributes"]["ApproximateNumberOfMessages"]) == expected, queue
+        dlq = sqs.get_queue_url(QueueName="mailflow-dlq")["QueueUrl"]
+        [record] = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1)["Messages"]
+        assert json.loads(record["Body"])["errorCode"] == "virus_detected"
