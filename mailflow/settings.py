@@ -31,7 +31,7 @@ from mailflow.inbound.config import InboundSettings
 from mailflow.outbound.config import OutboundSettings
 
 APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-ConsumerName = Literal["inbound", "outbound"]
+ConsumerName = Literal["inbound", "outbound", "events"]
 
 
 class AppConfig(BaseModel):
@@ -108,13 +108,18 @@ class Settings(BaseSettings):
         default=None, validation_alias="AWS_ENDPOINT_URL_DYNAMODB"
     )
 
-    consumers: Annotated[tuple[ConsumerName, ...], NoDecode] = ("inbound", "outbound")
+    # SES's sending events (configuration set -> SNS -> this queue); unset: not read.
+    ses_events_queue: str | None = None
+    consumers: Annotated[tuple[ConsumerName, ...], NoDecode] = ("inbound", "outbound", "events")
     concurrency: int = Field(default=10, ge=1, le=100)
     wait_time_seconds: int = Field(default=20, ge=0, le=20)
     visibility_timeout_seconds: int = Field(default=60, ge=10, le=43200)
     max_attempts: int = Field(default=8, ge=1, le=100)
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: int = Field(default=900, ge=1, le=43200)
+    # An AWS outage (5xx, no answer, throttling) holds a message without spending its
+    # attempts for this long; then its attempts count again, toward the DLQ.
+    outage_patience_seconds: int = Field(default=6 * 3600, ge=0)
     shutdown_grace_seconds: float = Field(default=45.0, ge=0)
     max_in_flight_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     queue_depth_interval_seconds: float = Field(default=30.0, gt=0)
@@ -174,6 +179,18 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_settle_outlasts_visibility(self) -> Settings:
+        """An event held by a worker that died comes back after the visibility timeout;
+        an attempt may be judged unsent only once its events would have come back."""
+        settle = self.outbound.outcome_settle_seconds
+        if self.ses_events_queue and settle <= self.visibility_timeout_seconds:
+            raise ValueError(
+                f"MAILFLOW_OUTBOUND__OUTCOME_SETTLE_SECONDS ({settle:g}) must exceed"
+                f" MAILFLOW_VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout_seconds})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_aliases_unique(self) -> Settings:
         seen: dict[str, str] = {}
         for app, cfg in self.apps.items():
@@ -201,6 +218,8 @@ class Settings(BaseSettings):
             "default": self.default_queue,
             "dlq": self.dlq,
         }
+        if self.ses_events_queue:
+            queues["ses_events"] = self.ses_events_queue
         for app in self.apps:
             queues[f"app:{app}"] = self.app_queue(app)
         return queues

@@ -15,6 +15,13 @@ Every request is forwarded unchanged to the upstream endpoint, except:
 
 - services in `outage` (`sqs`, `dynamodb`, `sesv2`, `s3`): every call has its connection
   reset without an answer, as in a network partition.
+- `set_ses_faults(throttle, error, after)`: fractions of SendEmail calls answered 429
+  (not forwarded), 500 (not forwarded: nothing sent) or forwarded *and then* answered
+  500 (the email was sent; the caller cannot tell), drawn from the seeded generator.
+- `set_mode(...)` for every call of every service: "refused" (the proxy stops listening),
+  "blackhole" (requests are held unanswered; when the mode ends their connections are
+  dropped), "error500" (each answered 500 InternalError, nothing forwarded), "slow"
+  (forwarded after `latency_seconds`); None: normal.
 
 It runs its own event loop in a thread, so it serves sync tests, async tests and worker
 subprocesses alike. Counters tell a test that faults really happened.
@@ -48,6 +55,8 @@ class FaultStats:
     sends_faulted: int = 0
     sends_forwarded: int = 0
     account_calls: int = 0
+    ses_faults: Counter[str] = field(default_factory=Counter)  # "throttle" | "error" | "after"
+    mode_calls: Counter[str] = field(default_factory=Counter)  # calls seen per mode
     sqs_faults: Counter[str] = field(default_factory=Counter)  # "SendMessage/reset": n
 
 
@@ -64,6 +73,7 @@ class FaultProxy:
     sqs_fault_rate: float = 0.0
     sqs_fault_actions: frozenset[str] = frozenset()
     outage: frozenset[str] = frozenset()
+    latency_seconds: float = 2.0
     stats: FaultStats = field(default_factory=FaultStats)
     # SendEmail request bodies seen (JSON, with the raw MIME data removed), for assertions
     # on the envelope: Destination, FromEmailAddress, ConfigurationSetName.
@@ -77,7 +87,12 @@ class FaultProxy:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="fault-proxy", daemon=True)
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._port = 0
         self._session: aiohttp.ClientSession | None = None
+        self._ses_rates = (0.0, 0.0, 0.0)
+        self._mode: str | None = None
+        self._mode_over: asyncio.Event | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -109,10 +124,12 @@ class FaultProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, reuse_address=True)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._site = site
+        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{self._port}"
+        self._mode_over = asyncio.Event()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120), auto_decompress=False
         )
@@ -133,6 +150,44 @@ class FaultProxy:
         with self._lock:
             self.sqs_fault_rate = rate
             self.sqs_fault_actions = actions
+
+    def set_ses_faults(self, throttle: float = 0.0, error: float = 0.0, after: float = 0.0) -> None:
+        with self._lock:
+            self._ses_rates = (throttle, error, after)
+
+    def set_mode(self, mode: str | None) -> None:
+        """Switch every call's fate (see the module docstring); waits until it holds."""
+        asyncio.run_coroutine_threadsafe(self._switch(mode), self._loop).result(10)
+
+    async def _switch(self, mode: str | None) -> None:
+        assert self._runner is not None
+        assert self._mode_over is not None
+        if self._mode == "refused" and mode != "refused":
+            self._site = web.TCPSite(self._runner, "127.0.0.1", self._port, reuse_address=True)
+            await self._site.start()
+        if self._mode == "blackhole":
+            self._mode_over.set()  # held requests drop their connections
+            self._mode_over = asyncio.Event()
+        if mode == "refused" and self._site is not None:
+            await self._site.stop()
+        with self._lock:
+            self._mode = mode
+
+    def _ses_fault(self) -> str | None:
+        with self._lock:
+            throttle, error, after = self._ses_rates
+            draw = self._random.random()
+        kind = None
+        if draw < throttle:
+            kind = "throttle"
+        elif draw < throttle + error:
+            kind = "error"
+        elif draw < throttle + error + after:
+            kind = "after"
+        if kind:
+            with self._lock:
+                self.stats.ses_faults[kind] += 1
+        return kind
 
     def set_outage(self, services: frozenset[str]) -> None:
         with self._lock:
@@ -190,6 +245,24 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        with self._lock:
+            mode = self._mode
+            if mode:
+                self.stats.mode_calls[mode] += 1
+        if mode == "refused":  # a keep-alive connection opened before: dropped
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        if mode == "blackhole":
+            assert self._mode_over is not None
+            await self._mode_over.wait()
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        if mode == "error500":
+            return _internal_error(request)
+        if mode == "slow":
+            await asyncio.sleep(self.latency_seconds)
         sqs_fault = "reset" if self._in_outage(request) else self._sqs_fault(request)
         if sqs_fault == "reset":
             assert request.transport is not None
@@ -206,6 +279,13 @@ class FaultProxy:
             self._record_send(body)
         if request.method == "POST" and request.path == SEND_PATH and self._should_fault():
             return self._error_response()
+        ses_fault = (
+            self._ses_fault() if request.method == "POST" and request.path == SEND_PATH else None
+        )
+        if ses_fault == "throttle":
+            return _ses_error(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
+        if ses_fault == "error":
+            return _ses_error(500, "InternalFailure", "injected before the send")
         if request.method == "GET" and request.path == ACCOUNT_PATH and self.account is not None:
             self.stats.account_calls += 1
             return web.json_response(self.account)
@@ -220,4 +300,27 @@ class FaultProxy:
             }
         if request.path == SEND_PATH and self.hold_send_seconds:
             await asyncio.sleep(self.hold_send_seconds)
+        if ses_fault == "after":  # SES sent it; the answer says otherwise
+            return _ses_error(500, "InternalFailure", "injected after the send")
         return web.Response(status=upstream.status, body=payload, headers=out_headers)
+
+
+def _ses_error(status: int, code: str, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps({"__type": code, "message": message}),
+        headers={"x-amzn-ErrorType": code, "Content-Type": "application/json"},
+    )
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    """A 500 in the protocol of the service asked (JSON for SQS/DynamoDB/SES, XML for S3)."""
+    target = request.headers.get("X-Amz-Target", "")
+    if target.startswith(("AmazonSQS.", "DynamoDB_")) or request.path.startswith("/v2/email"):
+        return web.Response(
+            status=500,
+            text=json.dumps({"__type": "InternalFailure", "message": "injected"}),
+            headers={"Content-Type": "application/x-amz-json-1.0"},
+        )
+    xml = "<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+    return web.Response(status=500, text=xml, headers={"Content-Type": "application/xml"})

@@ -31,6 +31,12 @@ resource "aws_iam_role" "task" {
 
 # The worker's permissions. Keep this in step with docs/deployment.md's table; the test
 # prints the difference when the code and this document disagree.
+#
+# The worker consumes inbound, outbound and (with create_configuration_set) the
+# <name>-ses-events queue, calling the same SQS APIs on each. The events queue is
+# appended to these statements rather than given its own, which would be left without
+# a resource (an invalid policy) when the queue is not created. Its `-dlq` gets nothing:
+# the worker writes its failure records to MAILFLOW_DLQ.
 data "aws_iam_policy_document" "task" {
   statement {
     sid = "ConsumeWorkQueues"
@@ -39,12 +45,17 @@ data "aws_iam_policy_document" "task" {
       "sqs:DeleteMessage",
       "sqs:ReceiveMessage",
     ]
-    resources = [
-      aws_sqs_queue.this["inbound"].arn,
-      aws_sqs_queue.this["outbound"].arn,
-    ]
+    resources = concat(
+      [
+        aws_sqs_queue.this["inbound"].arn,
+        aws_sqs_queue.this["outbound"].arn,
+      ],
+      [for q in aws_sqs_queue.ses_events : q.arn],
+    )
   }
 
+  # SendMessage on a consumed queue re-sends a message with DelaySeconds to hold it back;
+  # GetQueueAttributes reads depth metrics and probes reachability.
   statement {
     sid = "UseQueues"
     actions = [
@@ -52,7 +63,10 @@ data "aws_iam_policy_document" "task" {
       "sqs:GetQueueUrl",
       "sqs:SendMessage",
     ]
-    resources = [for q in aws_sqs_queue.this : q.arn]
+    resources = concat(
+      [for q in aws_sqs_queue.this : q.arn],
+      [for q in aws_sqs_queue.ses_events : q.arn],
+    )
   }
 
   statement {

@@ -125,9 +125,11 @@ locals {
   }
   worker_environment_optional = {
     MAILFLOW_OUTBOUND__CONFIGURATION_SET = var.create_configuration_set ? local.configuration_set_name : null
-    # The <name>-ses-events queue (bounce, complaint, delivery events) is not given to
-    # the worker yet: the consumer that reads it comes with a later change, which adds
-    # its setting here and its actions to the task role.
+    # The worker's third consumer reads <name>-ses-events: SES Send, Delivery, Bounce and
+    # Reject events settle sends whose outcome was unknown, and later bounces and
+    # complaints arrive there too. Without a configuration set there is no queue and no
+    # events consumer (the null is dropped below, so the variable is unset).
+    MAILFLOW_SES_EVENTS_QUEUE = var.create_configuration_set ? local.ses_events_queue_name : null
   }
   worker_environment = {
     for k, v in merge(local.worker_environment_base, local.worker_environment_optional, var.worker_environment) : k => v if v != null

@@ -113,10 +113,13 @@ resource "aws_sns_topic_subscription" "inbound" {
 }
 
 # --- SES sending events: configuration set -> SNS topic -> <name>-ses-events ------------
-# Bounce, complaint, delivery, ... events wait here for their consumer (a later change
-# adds it to the worker; until then they can be read with `mailflow peek` or by an
-# operator's tool). SNS envelopes are kept (no raw delivery): the envelope's
-# Timestamp and MessageId identify a delivery, and SES events carry no attributes.
+# The worker consumes this queue (MAILFLOW_SES_EVENTS_QUEUE, main.tf): Send, Delivery,
+# Bounce and Reject events settle sends whose outcome was unknown, and later bounces and
+# complaints arrive here too. It is handled like the worker's own queues: the same
+# visibility (the worker's lease and longest handling) and the same redrive after
+# max_attempts + redrive_headroom receives. SNS envelopes are kept (no raw delivery):
+# the envelope's Timestamp and MessageId identify a delivery, and SES events carry no
+# attributes.
 
 resource "aws_sqs_queue" "ses_events_dlq" {
   count                             = var.create_configuration_set ? 1 : 0

@@ -67,17 +67,17 @@ output "ses_events_topic_arn" {
 }
 
 output "ses_events_queue_url" {
-  description = "URL of `<name>-ses-events`: SES bounce, complaint, delivery, ... events in their SNS envelope (null when create_configuration_set is false). The worker does not read it yet."
+  description = "URL of `<name>-ses-events`: SES bounce, complaint, delivery, ... events in their SNS envelope (null when create_configuration_set is false). The worker consumes it (MAILFLOW_SES_EVENTS_QUEUE): Send, Delivery, Bounce and Reject events settle sends whose outcome was unknown; later bounces and complaints arrive there too."
   value       = try(aws_sqs_queue.ses_events[0].url, null)
 }
 
 output "ses_events_queue_name" {
-  description = "Name of the SES events queue (null when create_configuration_set is false)."
+  description = "Name of the SES events queue, the worker's MAILFLOW_SES_EVENTS_QUEUE (null when create_configuration_set is false)."
   value       = try(aws_sqs_queue.ses_events[0].name, null)
 }
 
 output "ses_events_queue_arn" {
-  description = "ARN of the SES events queue, for a consumer's IAM policy (null when create_configuration_set is false)."
+  description = "ARN of the SES events queue; the task role already consumes it (null when create_configuration_set is false)."
   value       = try(aws_sqs_queue.ses_events[0].arn, null)
 }
 

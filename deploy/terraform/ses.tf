@@ -80,8 +80,8 @@ resource "aws_sns_topic_policy" "ses_events" {
   policy = data.aws_iam_policy_document.ses_events_topic[0].json
 }
 
-# The topic's subscriber is the <name>-ses-events queue (messaging.tf), so no event is
-# lost while nothing consumes them yet (14 days' retention).
+# The topic's subscriber is the <name>-ses-events queue (messaging.tf), which the
+# worker consumes; events wait there (14 days' retention) while no task runs.
 resource "aws_sesv2_configuration_set_event_destination" "events" {
   count                  = var.create_configuration_set ? 1 : 0
   configuration_set_name = aws_sesv2_configuration_set.this[0].configuration_set_name

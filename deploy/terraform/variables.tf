@@ -482,7 +482,7 @@ variable "sns_raw_message_delivery" {
 }
 
 variable "create_configuration_set" {
-  description = "Create an SES configuration set (reputation metrics; sending events to an SNS topic and on to the `<name>-ses-events` queue) and make the worker send through it."
+  description = "Create an SES configuration set (reputation metrics; sending events to an SNS topic and on to the `<name>-ses-events` queue) and make the worker send through it and consume that queue (MAILFLOW_SES_EVENTS_QUEUE)."
   type        = bool
   default     = true
 }

@@ -28,6 +28,21 @@ def send_marker(app: str, correlation_id: str) -> str:
     return f"outbound-send#{app}#{correlation_id}"
 
 
+def send_evidence(token: str) -> str:
+    """Evidence: SES published an event for the send attempt whose token this is."""
+    return f"ses-evidence#{token}"
+
+
+def events_watermark() -> str:
+    """The latest send time of any SES event the worker has processed (events flow)."""
+    return "ses-events#watermark"
+
+
+def status_notice(event_id: str) -> str:
+    """Notice: this status event is on its app's queue (not emitted again on a repeat)."""
+    return f"notice#{event_id}"
+
+
 def senders_roster() -> str:
     """Roster: the worker tasks sending outbound mail now (they share the SES rate)."""
     return "roster#outbound-senders"

@@ -15,8 +15,10 @@ mid-flight does not block the message for ever; the item's own expiry is long (2
 default) and is checked in the condition itself, because DynamoDB's TTL deletes expired
 items only eventually (up to days later).
 
-A send marker is written just before SES `SendEmail` and removed only when SES answered
-with an error: a later attempt that finds one knows an earlier send's outcome is unknown.
+A send marker is written just before SES `SendEmail`, carrying the attempt's token (the
+email carries it too, to SES and back in SES's events), and removed only when SES's answer
+proves nothing was sent: a later attempt that finds one knows an earlier send's outcome is
+unknown until SES's events settle it (`send_evidence`, the events `watermark`).
 A rate window counts distinct ids per key; a repeated id is not counted twice. A roster
 is one item whose attributes are its members' last heartbeats.
 """
@@ -49,10 +51,20 @@ _CLAIM_CONDITION = (
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of `Table.claim`."""
+    """The outcome of `Table.claim`; `emitted`: the status event is on the app's queue."""
 
     status: ClaimStatus
     result: dict[str, str] = field(default_factory=dict)
+    emitted: bool = False
+
+
+@dataclass(frozen=True)
+class SendMark:
+    """An earlier attempt's send marker: whose it is, when it began, what cut it off."""
+
+    token: str
+    started_at: float
+    cause: str = ""
 
 
 def decide_claim(existing: dict[str, Any], payload_hash: str) -> Claim:
@@ -62,8 +74,25 @@ def decide_claim(existing: dict[str, Any], payload_hash: str) -> Claim:
         return Claim("mismatch")
     if existing.get("status", {}).get("S") == COMPLETED:
         result = {k: v["S"] for k, v in existing.get("result", {}).get("M", {}).items()}
-        return Claim("completed", result)
+        return Claim("completed", result, emitted=existing.get("emitted", {}).get("BOOL", False))
     return Claim("in_progress")
+
+
+def _same_token(token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Condition arguments: the marker is still attempt `token`'s (a marker written before
+    tokens existed has none, and `token` is then '')."""
+    condition = (
+        "#token = :token" if token else "attribute_exists(#pk) AND attribute_not_exists(#token)"
+    )
+    names = {"#token": "token"} if token else {"#token": "token", "#pk": KEY_ATTRIBUTE}
+    merged = {**({":token": {"S": token}} if token else {}), **(values or {})}
+    arguments: dict[str, Any] = {
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+    }
+    if merged:
+        arguments["ExpressionAttributeValues"] = merged
+    return arguments
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -133,6 +162,15 @@ class Table:
             },
         )
 
+    async def mark_emitted(self, key: str) -> None:
+        """The completed claim's status event is on the app's queue: a repeat stays silent."""
+        await self.dynamodb.update_item(
+            TableName=self.name,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            UpdateExpression="SET emitted = :yes",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
     async def release(self, key: str) -> None:
         """Give up an in-progress claim so that a retry can take it (never a completed one)."""
         try:
@@ -149,14 +187,15 @@ class Table:
 
     # --- send markers ----------------------------------------------------------------
 
-    async def mark_send(self, key: str, ttl_seconds: int) -> float | None:
-        """Write the marker; None on success, else the existing marker's age in seconds."""
+    async def mark_send(self, key: str, token: str, ttl_seconds: int) -> SendMark | None:
+        """Write attempt `token`'s marker; None on success, else the marker already there."""
         now = self.clock()
         try:
             await self.dynamodb.put_item(
                 TableName=self.name,
                 Item={
                     KEY_ATTRIBUTE: {"S": key},
+                    "token": {"S": token},
                     "startedAt": {"N": f"{now:.3f}"},
                     TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
                 },
@@ -169,13 +208,134 @@ class Table:
             if not _condition_failed(exc):
                 raise
             old = await self._existing(exc, key)
-            started = float(old.get("startedAt", {}).get("N", now)) if old else now
-            return max(0.0, now - started)
+            if not old:  # cleared between our write and our read: it proved nothing sent
+                return await self.mark_send(key, token, ttl_seconds)
+            return SendMark(
+                token=old.get("token", {}).get("S", ""),
+                started_at=float(old.get("startedAt", {}).get("N", now)),
+                cause=old.get("cause", {}).get("S", ""),
+            )
         return None
 
-    async def clear_send_mark(self, key: str) -> None:
-        """SES answered with an error: nothing was sent, a retry may send."""
-        await self.dynamodb.delete_item(TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}})
+    async def replace_send_mark(
+        self, key: str, old: SendMark, token: str, ttl_seconds: int
+    ) -> bool:
+        """Take over `old`'s marker for attempt `token` (its send is proven not to have
+        happened); False when the marker is no longer `old` (another attempt took it)."""
+        now = self.clock()
+        try:
+            await self.dynamodb.put_item(
+                TableName=self.name,
+                Item={
+                    KEY_ATTRIBUTE: {"S": key},
+                    "token": {"S": token},
+                    "startedAt": {"N": f"{now:.3f}"},
+                    TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
+                },
+                **_same_token(old.token),
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
+
+    async def note_send_cause(self, key: str, token: str, cause: str) -> None:
+        """Say on attempt `token`'s marker what left its outcome unknown (for the app)."""
+        try:
+            await self.dynamodb.update_item(
+                TableName=self.name,
+                Key={KEY_ATTRIBUTE: {"S": key}},
+                UpdateExpression="SET cause = :cause",
+                **_same_token(token, {":cause": {"S": cause}}),
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    async def clear_send_mark(self, key: str, token: str) -> None:
+        """SES's answer proved attempt `token` sent nothing: a retry may send."""
+        try:
+            await self.dynamodb.delete_item(
+                TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, **_same_token(token)
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    # --- SES's events: evidence per attempt, and how far they have come -------------
+
+    async def record_evidence(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
+        """Keep the first event's facts for an attempt (later events add nothing here)."""
+        item = {k: {"S": v} for k, v in fields.items()}
+        item[KEY_ATTRIBUTE] = {"S": key}
+        item[TTL_ATTRIBUTE] = {"N": str(int(self.clock() + ttl_seconds))}
+        try:
+            await self.dynamodb.put_item(
+                TableName=self.name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    async def read_fields(self, key: str) -> dict[str, str] | None:
+        """An item's string attributes (consistent read); None when there is none."""
+        response = await self.dynamodb.get_item(
+            TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        return {k: v["S"] for k, v in item.items() if "S" in v}
+
+    async def advance_mark(self, key: str, at: float, ttl_seconds: int) -> None:
+        """Raise a time mark to `at` (never lower it: events arrive out of order)."""
+        try:
+            await self.dynamodb.update_item(
+                TableName=self.name,
+                Key={KEY_ATTRIBUTE: {"S": key}},
+                UpdateExpression="SET #at = :at, #exp = :exp",
+                ConditionExpression="attribute_not_exists(#at) OR #at < :at",
+                ExpressionAttributeNames={"#at": "at", "#exp": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":at": {"N": f"{at:.3f}"},
+                    ":exp": {"N": str(int(self.clock() + ttl_seconds))},
+                },
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    async def read_mark(self, key: str) -> float | None:
+        response = await self.dynamodb.get_item(
+            TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
+        )
+        value = response.get("Item", {}).get("at", {}).get("N")
+        return float(value) if value else None
+
+    # --- notices ---------------------------------------------------------------------
+
+    async def exists(self, key: str) -> bool:
+        response = await self.dynamodb.get_item(
+            TableName=self.name,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            ConsistentRead=True,
+            ProjectionExpression="#pk",
+            ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE},
+        )
+        return bool(response.get("Item"))
+
+    async def put_marker(self, key: str, ttl_seconds: int) -> None:
+        await self.dynamodb.put_item(
+            TableName=self.name,
+            Item={
+                KEY_ATTRIBUTE: {"S": key},
+                TTL_ATTRIBUTE: {"N": str(int(self.clock() + ttl_seconds))},
+            },
+        )
 
     # --- rate windows ----------------------------------------------------------------
 

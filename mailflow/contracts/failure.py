@@ -18,7 +18,7 @@ class FailureRecord(WireModel):
 
     version: Literal["1.0"] = "1.0"
     type: Literal["mailflow.failure"] = "mailflow.failure"
-    direction: Literal["inbound", "outbound"]
+    direction: Literal["inbound", "outbound", "events"]
     source_queue: str = Field(description="Queue name or URL the message was received from.")
     sqs_message_id: str
     error_code: str = Field(description="Stable machine-readable code, e.g. validation_error.")

@@ -13,6 +13,7 @@ Deliberate leniencies (all documented in docs/outbound.md):
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -156,11 +157,24 @@ class OutboundMessage(WireModel):
     options: SendOptions = Field(default_factory=SendOptions)
 
 
+_EVENT_NAMESPACE = uuid.UUID("3f0d9a52-4a1e-4c8e-9a57-6d2b8f0c1e7a")
+_EVENT_ID_DESCRIPTION = (
+    "Deterministic id of this outcome: a repeat of the event (the worker cannot always"
+    " know that the first one arrived) carries the same eventId, so apps deduplicate on it."
+)
+
+
+def event_id(event_type: str, *parts: str) -> str:
+    """The same outcome always gets the same id (a UUID v5 over what identifies it)."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, "\x00".join((event_type, *parts))))
+
+
 class EmailSentEvent(WireModel):
     """Put on the app's queue once SES accepted the email."""
 
     version: Literal["1.0"] = "1.0"
     type: Literal["email.sent"] = "email.sent"
+    event_id: str = Field(description=_EVENT_ID_DESCRIPTION)
     correlation_id: str
     source: str
     ses_message_id: str = Field(description="The id SES returned (its bounce/complaint key).")
@@ -174,6 +188,7 @@ class EmailFailedEvent(WireModel):
 
     version: Literal["1.0"] = "1.0"
     type: Literal["email.failed"] = "email.failed"
+    event_id: str = Field(description=_EVENT_ID_DESCRIPTION)
     correlation_id: str | None = Field(
         default=None, description="Null when the message had none (or was not JSON)."
     )

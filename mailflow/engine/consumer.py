@@ -6,6 +6,8 @@ delete only on success. What the pipeline returns or raises decides the message'
 
 - an `Outcome`                 -> DeleteMessage
 - an `Outcome` with a deferral -> re-send with DelaySeconds<=900, delete (not an attempt)
+- an AWS outage (5xx, no answer, throttling) -> re-send with a growing delay, delete:
+  waiting out an outage is not an attempt, for up to `outage_patience_seconds`
 - retryable, attempts left     -> ChangeMessageVisibility(backoff): SQS redelivers later
 - permanent, or out of tries   -> FailureRecord to MAILFLOW_DLQ, tell the pipeline, delete
 
@@ -21,6 +23,7 @@ that cannot be written keeps the message for another judgement.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import traceback
@@ -43,6 +46,10 @@ log = structlog.get_logger("mailflow.consumer")
 
 MAX_VISIBILITY_SECONDS = 43_200  # SQS cap: 12 hours
 MAX_DELAY_SECONDS = 900  # SQS cap on DelaySeconds: 15 minutes
+# Fates that say a dependency is down or overloaded, not that the message is bad.
+OUTAGE_CODES = frozenset({"aws_unavailable", "aws_throttled"})
+# "<waits> <epoch seconds of the first>": how long this message has waited out outages.
+OUTAGE_ATTRIBUTE = "mailflow-outage"
 _TRACEBACK_FRAMES = 6
 
 
@@ -52,6 +59,7 @@ class EngineConfig:
 
     concurrency: int = 10
     wait_time_seconds: int = 20
+    outage_patience_seconds: int = 6 * 3600
     visibility_timeout_seconds: int = 60
     max_attempts: int = 8
     retry_base_seconds: float = 5.0
@@ -66,6 +74,7 @@ class EngineConfig:
             max_attempts=settings.max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
+            outage_patience_seconds=settings.outage_patience_seconds,
         )
 
 
@@ -79,6 +88,33 @@ def backoff_seconds(
     """
     ceiling = min(float(cap), base * 2 ** max(0, attempt - 1))
     return max(1, min(MAX_VISIBILITY_SECONDS, int(ceiling / 2 + rand() * ceiling / 2)))
+
+
+def outage_deferral(
+    message: SqsMessage, code: str, config: EngineConfig, now: float
+) -> Deferral | None:
+    """Hold a message through an AWS outage without spending its attempts (None: don't).
+
+    Each hold re-sends the message with a growing delay and counts itself in a message
+    attribute; once the first hold is `outage_patience_seconds` old, the message's
+    attempts count again, so a message that fails like an outage for ever still ends in
+    the DLQ, not in an endless loop.
+    """
+    if code not in OUTAGE_CODES:
+        return None
+    waits, since = 0, now
+    value = message.message_attributes.get(OUTAGE_ATTRIBUTE, {}).get("StringValue", "")
+    with contextlib.suppress(ValueError):
+        waits_text, since_text = value.split()
+        waits, since = int(waits_text), float(since_text)
+    if now - since >= config.outage_patience_seconds:
+        return None
+    delay = backoff_seconds(waits + 1, config.retry_base_seconds, MAX_DELAY_SECONDS)
+    return Deferral(
+        delay,
+        f"waiting out an AWS outage ({code}), hold {waits + 1}",
+        attributes={OUTAGE_ATTRIBUTE: f"{waits + 1} {since:.0f}"},
+    )
 
 
 def last_frames(exc: BaseException, limit: int = _TRACEBACK_FRAMES) -> list[str]:
@@ -303,6 +339,11 @@ class Consumer:
         app = exc.app if isinstance(exc, MailflowError) else None
         bug = unexpected(exc)
         metrics.MESSAGES_FAILED.labels(self.direction, code).inc()
+        hold = outage_deferral(message, code, self.config, time.time()) if retryable else None
+        if hold is not None:
+            log.warning("message.outage_hold", error_code=code, error=str(exc) or describe(exc))
+            await self._defer(message, hold)
+            return self._count(app, "deferred")
         if retryable and message.receive_count < self.config.max_attempts:
             delay = backoff_seconds(
                 message.receive_count, self.config.retry_base_seconds, self.config.retry_max_seconds
@@ -373,6 +414,8 @@ class Consumer:
             }
             for name, value in message.message_attributes.items()
         }
+        for name, text in deferral.attributes.items():
+            attributes[name] = {"DataType": "String", "StringValue": text}
         extra: dict[str, Any] = {"MessageAttributes": attributes} if attributes else {}
         resent = await self._guarded(
             "message.defer_resend_failed",

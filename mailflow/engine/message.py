@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from mailflow.contracts.failure import FailureRecord
 from mailflow.errors import MailflowError
 
-Direction = Literal["inbound", "outbound"]
+Direction = Literal["inbound", "outbound", "events"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class Deferral:
 
     seconds: int
     reason: str
+    # String message attributes set on the re-sent message (the engine's own bookkeeping).
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from mailflow.engine.consumer import Consumer, EngineConfig
 from mailflow.engine.message import BackgroundJob, Direction, Handler
 from mailflow.engine.preflight import check_resources
 from mailflow.errors import describe
+from mailflow.feedback.pipeline import SesEventsPipeline
 from mailflow.inbound.pipeline import InboundPipeline
 from mailflow.observability import metrics
 from mailflow.observability.http import start_http_server
@@ -49,6 +50,8 @@ def build_handlers(settings: Settings, clients: AwsClients) -> dict[Direction, H
         handlers["inbound"] = InboundPipeline(settings, clients, budget)
     if "outbound" in settings.consumers:
         handlers["outbound"] = OutboundPipeline(settings, clients, budget=budget)
+    if "events" in settings.consumers and settings.ses_events_queue:
+        handlers["events"] = SesEventsPipeline(settings, clients)
     return handlers
 
 
@@ -77,7 +80,11 @@ class Worker:
         self.settings = settings
         self.clients = clients
         self.handlers = dict(handlers)
-        queues = {"inbound": settings.inbound_queue, "outbound": settings.outbound_queue}
+        queues = {
+            "inbound": settings.inbound_queue,
+            "outbound": settings.outbound_queue,
+            "events": settings.ses_events_queue or "",
+        }
         config = EngineConfig.from_settings(settings)
         self.consumers = [
             Consumer(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 import anyio
 
 from mailflow.aws.clients import open_clients
 from mailflow.engine.worker import run_worker
+from mailflow.local.ses_events import SesEventFeed
 from mailflow.local.smtp import serve_smtp
 from mailflow.ops.provision import provision
 from mailflow.settings import Settings
@@ -42,12 +44,14 @@ async def run_local(settings: Settings, endpoint: str, smtp_port: int) -> None:
     async with open_clients(settings) as clients:
         for line in await provision(settings, clients):
             print(f"provisioned {line}", file=sys.stderr)
-    async with anyio.create_task_group() as tg:
-        if smtp_port:
-            tg.start_soon(_serve_smtp, settings, smtp_port)
-        print(next_steps(settings, endpoint, smtp_port or None), file=sys.stderr)
-        await run_worker(settings)
-        tg.cancel_scope.cancel()
+    feed = SesEventFeed(endpoint, settings) if settings.ses_events_queue else nullcontext()
+    with feed:
+        async with anyio.create_task_group() as tg:
+            if smtp_port:
+                tg.start_soon(_serve_smtp, settings, smtp_port)
+            print(next_steps(settings, endpoint, smtp_port or None), file=sys.stderr)
+            await run_worker(settings)
+            tg.cancel_scope.cancel()
 
 
 async def _serve_smtp(settings: Settings, port: int) -> None:

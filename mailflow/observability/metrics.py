@@ -1,6 +1,6 @@
 """Prometheus metrics of the consumer engine (pipeline-specific ones live beside them).
 
-Label values are bounded: `direction` is inbound|outbound, `outcome` is a fixed set,
+Label values are bounded: `direction` is inbound|outbound|events, `outcome` is a fixed set,
 `reason` is an error code (a small fixed vocabulary), `app` is a configured app name,
 `default` or `-`, and `queue` is a configured queue.
 """

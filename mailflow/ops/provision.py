@@ -186,6 +186,22 @@ async def provision_identity(clients: AwsClients, domain: str) -> None:
             raise
 
 
+async def provision_configuration_set(clients: AwsClients, name: str) -> None:
+    """The set every email is sent through; in AWS (Terraform) it publishes SES's events.
+
+    An emulator keeps the name and publishes nothing (mailflow.local.ses_events does).
+    """
+    try:
+        await clients.ses.create_configuration_set(ConfigurationSetName=name)
+    except ClientError as exc:
+        # SESv2 says AlreadyExistsException; moto, SES v1's ConfigurationSetAlreadyExists...
+        if aws_error_code(exc) not in {
+            "AlreadyExistsException",
+            "ConfigurationSetAlreadyExistsException",
+        }:
+            raise
+
+
 async def provision(settings: Settings, clients: AwsClients) -> list[str]:
     """Create everything; returns a human-readable list of what now exists.
 
@@ -216,5 +232,10 @@ async def provision(settings: Settings, clients: AwsClients) -> list[str]:
         async with service_call(settings, "sesv2"):
             await provision_identity(clients, domain)
         done.append(f"SES identity {domain}")
+    configuration_set = settings.outbound.configuration_set
+    if configuration_set:
+        async with service_call(settings, "sesv2"):
+            await provision_configuration_set(clients, configuration_set)
+        done.append(f"SES configuration set {configuration_set}")
     log.info("provision.done", resources=len(done))
     return done

@@ -28,6 +28,7 @@ from email.policy import Policy
 from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 
+from mailflow.feedback.event import SEND_TOKEN_HEADER
 from mailflow.outbound.validation import Mailbox, ValidatedEmail
 
 # 7bit: never emit raw 8-bit bytes (SES and some relays reject them without 8BITMIME).
@@ -160,10 +161,17 @@ def compose(
     *,
     message_id: str,
     date: datetime,
+    send_token: str | None = None,
 ) -> bytes:
-    """The complete RFC 5322 message as bytes (Bcc deliberately absent)."""
+    """The complete RFC 5322 message as bytes (Bcc deliberately absent).
+
+    `send_token` names this send attempt (`SEND_TOKEN_HEADER`); SES echoes the headers in
+    its events, which is how an attempt cut off mid-call learns whether it went out.
+    """
     msg = EmailMessage(policy=MIME_POLICY)
     _headers(msg, email, message_id, date)
+    if send_token:
+        msg[SEND_TOKEN_HEADER] = send_token
     _body(msg, email)
     if attachments and msg.get_content_type() != "multipart/mixed":
         msg.make_mixed()

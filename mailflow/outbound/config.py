@@ -104,11 +104,26 @@ class OutboundSettings(BaseModel):
     # --- idempotency ---------------------------------------------------------------
     claim_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     unknown_outcome_after_seconds: int = Field(
-        default=300,
+        default=900,
         ge=1,
-        description="Age of a send marker (an attempt that started SendEmail and never"
-        " finished) after which the send is reported as send_outcome_unknown instead of"
-        " waited for; must exceed the longest SendEmail call.",
+        description="How long an email whose send attempt was cut off (5xx, no answer, a"
+        " worker killed mid-call) waits for SES's events to settle it; after that, with"
+        " nothing learnt, the app gets send_outcome_unknown and it is never re-sent.",
+    )
+    outcome_settle_seconds: float = Field(
+        default=120.0,
+        ge=1,
+        description="An attempt is proven unsent once SES's events for mail sent this long"
+        " after it have arrived and none is about it; must exceed the longest SendEmail"
+        " call (30 s read timeout) plus SES's delay in publishing events.",
+    )
+
+    canary_recipient: str = Field(
+        default="success@simulator.amazonses.com",
+        description="Where a canary goes when an account is too quiet for SES's events to"
+        " settle a cut-off attempt (SES's mailbox simulator: no delivery, no reputation"
+        " effect; it counts toward the quota). Empty: no canaries, such attempts wait for"
+        " other mail or end as send_outcome_unknown.",
     )
 
     # --- composition ---------------------------------------------------------------

@@ -8,22 +8,32 @@ mid-stream once it outgrows the size budget instead of being buffered whole.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
+from mailflow.aws import keys
 from mailflow.aws.clients import AwsClients
+from mailflow.aws.table import Table
 from mailflow.contracts.failure import FailureRecord
-from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent
-from mailflow.errors import PolicyRejected, aws_errors
+from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent, event_id
+from mailflow.errors import PolicyRejected, aws_errors, describe
+from mailflow.feedback.event import SEND_TOKEN_TAG
 from mailflow.outbound.compose import LoadedAttachment
+from mailflow.outbound.config import OutboundSettings
 from mailflow.outbound.validation import AttachmentPlan, ValidatedEmail
 from mailflow.settings import Settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
+log = structlog.get_logger("mailflow.outbound")
+
 CHUNK_BYTES = 1024 * 1024
+NOTICE_TTL_SECONDS = 3 * 24 * 3600  # a failed message does not come back after that
 ATTACHMENT_CODES = {
     "object_not_found": "attachment_not_found",
     "access_denied": "attachment_unreadable",
@@ -89,9 +99,10 @@ async def _fetch_one(s3: S3Client, plan: AttachmentPlan, room: int, limit: int) 
 
 
 def send_email_request(
-    email: ValidatedEmail, raw: bytes, configuration_set: str | None
+    email: ValidatedEmail, raw: bytes, configuration_set: str | None, token: str
 ) -> dict[str, Any]:
-    """SESv2 SendEmail arguments: the envelope (Bcc only here) and the raw MIME."""
+    """SESv2 SendEmail arguments: the envelope (Bcc only here), the raw MIME, the attempt's
+    token as a message tag (SES returns it in every event about this email)."""
     request: dict[str, Any] = {
         "FromEmailAddress": email.sender.address,
         "Destination": {
@@ -100,10 +111,35 @@ def send_email_request(
             "BccAddresses": [m.address for m in email.bcc],
         },
         "Content": {"Raw": {"Data": raw}},
+        "EmailTags": [{"Name": SEND_TOKEN_TAG, "Value": token}],
     }
     if configuration_set:
         request["ConfigurationSetName"] = configuration_set
     return request
+
+
+def canary_request(
+    email: ValidatedEmail, recipient: str, config: OutboundSettings
+) -> dict[str, Any]:
+    """A minimal email from the same (verified) sender, through the configuration set."""
+    request: dict[str, Any] = {
+        "FromEmailAddress": email.sender.address,
+        "Destination": {"ToAddresses": [recipient]},
+        "Content": {"Raw": {"Data": _canary_mime(email.sender.address, recipient)}},
+        "EmailTags": [{"Name": "mailflow-canary", "Value": "1"}],
+    }
+    if config.configuration_set:
+        request["ConfigurationSetName"] = config.configuration_set
+    return request
+
+
+def _canary_mime(sender: str, recipient: str) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {recipient}\r\nSubject: mailflow events canary\r\n"
+        "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "Sent to move SES's event stream forward; not for a person.\r\n"
+    ).encode("ascii")
 
 
 @dataclass
@@ -112,13 +148,17 @@ class StatusEvents:
 
     clients: AwsClients
     settings: Settings
+    table: Table
 
     async def sent(self, app: str, result: dict[str, str]) -> None:
         """`email.sent`, from the result stored with the claim (so a repeat says the same)."""
+        correlation_id = result.get("correlationId", "")
+        ses_message_id = result.get("sesMessageId", "")
         event = EmailSentEvent(
-            correlation_id=result.get("correlationId", ""),
+            event_id=event_id("email.sent", app, correlation_id, ses_message_id),
+            correlation_id=correlation_id,
             source=app,
-            ses_message_id=result.get("sesMessageId", ""),
+            ses_message_id=ses_message_id,
             message_id=result.get("messageId", ""),
             sent_at=datetime.fromisoformat(result["sentAt"])
             if "sentAt" in result
@@ -127,9 +167,23 @@ class StatusEvents:
         )
         await self._emit(app, event.type, event.model_dump_json(by_alias=True))
 
-    async def failed(self, app: str, correlation_id: str | None, record: FailureRecord) -> None:
-        """`email.failed`, with the failure record's code and reason."""
+    async def failed(
+        self, app: str, correlation_id: str | None, record: FailureRecord, body: str
+    ) -> None:
+        """`email.failed`, with the failure record's code and reason, once per outcome.
+
+        The same message failing the same way again (its delete was lost, and it came
+        back) is the same outcome: a notice in the table keeps the app from hearing it
+        twice; if the notice cannot be read or written, the event goes (same eventId).
+        """
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        identity = event_id("email.failed", app, correlation_id or "", record.error_code, digest)
+        notice = keys.status_notice(identity)
+        if await self._noticed(notice):
+            log.info("outbound.failure_event_already_sent", event_id=identity)
+            return
         event = EmailFailedEvent(
+            event_id=identity,
             correlation_id=correlation_id,
             source=app,
             error_code=record.error_code,
@@ -138,6 +192,17 @@ class StatusEvents:
             retryable=record.retryable,
         )
         await self._emit(app, event.type, event.model_dump_json(by_alias=True))
+        try:
+            await self.table.put_marker(notice, NOTICE_TTL_SECONDS)
+        except Exception as exc:
+            log.warning("outbound.notice_not_recorded", error=describe(exc))
+
+    async def _noticed(self, notice: str) -> bool:
+        try:
+            return await self.table.exists(notice)
+        except Exception as exc:
+            log.warning("outbound.notice_unreadable", error=describe(exc))
+            return False
 
     async def _emit(self, app: str, event_type: str, body: str) -> None:
         queue = self.settings.app_queue(app)

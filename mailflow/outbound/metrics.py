@@ -49,7 +49,20 @@ WRITER_REFUSED = Counter(
 )
 OUTCOME_UNKNOWN = Counter(
     "mailflow_outbound_send_outcome_unknown_total",
-    "Sends whose outcome could not be known (killed or cut off mid-call); never re-sent.",
+    "Sends whose outcome no SES event settled within the window; reported, never re-sent.",
+)
+AMBIGUOUS = Counter(
+    "mailflow_outbound_send_ambiguous_total",
+    "SendEmail calls whose answer did not prove the email unsent (5xx, no answer).",
+)
+CANARIES = Counter(
+    "mailflow_outbound_canaries_total",
+    "Emails sent to SES's mailbox simulator to move a quiet account's events forward.",
+)
+RESOLUTIONS = Counter(
+    "mailflow_outbound_earlier_attempts_total",
+    "Earlier attempts found cut off mid-send, by what SES's events settled them as.",
+    ["verdict"],  # sent | not_sent | pending | unknown
 )
 GET_ACCOUNT_ERRORS = Counter(
     "mailflow_ses_get_account_errors_total",

@@ -2,30 +2,91 @@
 
     claim (source, correlationId) ── build ── mark send ── SendEmail ── complete claim
                  │                                 │            │
-      a failure here releases the claim   SES answered: forget   cut off mid-call:
-      (nothing was sent: a retry sends)   marker, release claim  keep both; the next
-                                          (nothing was sent)     attempt finds the marker
+      a failure here releases the claim   SES refused (4xx):    no answer, 5xx, cut off:
+      (nothing was sent: a retry sends)   forget marker, release the outcome is unknown;
+                                          (nothing was sent)    keep the marker
 
-The claim is one conditional write (never check-then-act); the marker is written just
-before SendEmail and removed only when SES answered with an error, so an attempt that
-finds an old marker knows an earlier send's outcome is unknown and sends nothing.
-Every write after a send has begun is shielded from cancellation: a worker draining at
-shutdown must still record what it did.
+Every send attempt has a random token, written on the marker and carried by the email to
+SES (tag and header) and back in SES's events. An attempt that finds an earlier marker
+asks what became of it (`resolve`):
+
+- an SES event names its token         -> it was sent: record it, tell the app `sent`;
+- SES's refusal proved it was not sent, or SES's events for mail sent `settle` seconds
+  *after* it have arrived and none names it -> not sent: take over the marker, send once;
+- otherwise, younger than the window   -> wait (the message is held, not failed);
+- older, with nothing learnt           -> report `send_outcome_unknown`, never re-send.
+
+The claim is one conditional write (never check-then-act). Every write after a send has
+begun is shielded from cancellation: a worker draining at shutdown must still record it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 import structlog
 
 from mailflow.aws import keys
-from mailflow.aws.table import Claim, Table
+from mailflow.aws.table import Claim, SendMark, Table
 from mailflow.errors import describe
+from mailflow.feedback.event import SesEvent
 from mailflow.outbound.validation import ValidatedEmail
 
 log = structlog.get_logger("mailflow.outbound")
+
+EVIDENCE_TTL_SECONDS = 3 * 24 * 3600  # longer than any claim lives
+_VOIDED_KEPT = 10_000  # tokens this process saw refused, when the marker could not go
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What became of an earlier attempt (see the module docstring)."""
+
+    verdict: Literal["sent", "not_sent", "pending", "unknown"]
+    evidence: dict[str, str] = field(default_factory=dict)
+    # Pending only because no mail sent since has had its events yet (a quiet account):
+    # one email of our own (a canary) would move the watermark and settle it.
+    quiet: bool = False
+
+
+@dataclass
+class SendEvidence:
+    """SES's events, as far as exactly-once needs them: per-token evidence, the watermark.
+
+    The watermark is the latest send time among the events processed; written only when
+    it moves by a second or more, so most events cost one write, not two.
+    """
+
+    table: Table
+    _written: float = 0.0
+
+    async def record(self, event: SesEvent) -> None:
+        if event.token:
+            fields = {"sesMessageId": event.ses_message_id, "eventType": event.event_type}
+            await self.table.record_evidence(
+                keys.send_evidence(event.token), fields, EVIDENCE_TTL_SECONDS
+            )
+        if event.sent_at >= self._written + 1.0:
+            await self.table.advance_mark(
+                keys.events_watermark(), event.sent_at, EVIDENCE_TTL_SECONDS
+            )
+            self._written = event.sent_at
+
+    async def for_token(self, token: str) -> dict[str, str] | None:
+        return await self.table.read_fields(keys.send_evidence(token))
+
+    async def watermark(self) -> float | None:
+        return await self.table.read_mark(keys.events_watermark())
 
 
 @dataclass
@@ -35,6 +96,15 @@ class SendLedger:
     table: Table
     lease_seconds: float
     ttl_seconds: int
+    events_flow: bool = False  # an events consumer feeds `SendEvidence`
+    settle_seconds: float = 120.0
+    window_seconds: float = 900.0
+    clock: Callable[[], float] = time.time
+    _voided: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    evidence: SendEvidence = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.evidence = SendEvidence(self.table)
 
     async def claim(self, email: ValidatedEmail) -> Claim:
         return await self.table.claim(
@@ -44,12 +114,44 @@ class SendLedger:
             ttl_seconds=self.ttl_seconds,
         )
 
-    async def mark_send(self, email: ValidatedEmail) -> float | None:
-        """Write the marker; None on success, else the age of an earlier attempt's marker."""
-        return await self.table.mark_send(_marker_key(email), self.ttl_seconds)
+    async def mark_send(self, email: ValidatedEmail, token: str) -> SendMark | None:
+        """Write attempt `token`'s marker; None on success, else the earlier attempt's."""
+        return await self.table.mark_send(_marker_key(email), token, self.ttl_seconds)
+
+    async def take_over(self, email: ValidatedEmail, earlier: SendMark, token: str) -> bool:
+        """Replace a marker whose send is proven not to have happened."""
+        return await self.table.replace_send_mark(
+            _marker_key(email), earlier, token, self.ttl_seconds
+        )
+
+    async def resolve(self, earlier: SendMark) -> Resolution:
+        if earlier.token and earlier.token in self._voided:
+            return Resolution("not_sent")
+        age = self.clock() - earlier.started_at
+        quiet = False
+        if earlier.token:
+            found = await self.evidence.for_token(earlier.token)
+            if found:
+                return Resolution("sent", found)
+            if self.events_flow:
+                mark = await self.evidence.watermark()
+                if mark is not None and mark >= earlier.started_at + self.settle_seconds:
+                    return Resolution("not_sent")
+                quiet = age >= self.settle_seconds
+        if age < self.window_seconds:
+            return Resolution("pending", quiet=quiet)
+        return Resolution("unknown")
+
+    async def note_unknown(self, email: ValidatedEmail, token: str, cause: str) -> None:
+        """Say on the marker why attempt `token`'s outcome is unknown (best effort)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.table.note_send_cause(_marker_key(email), token, cause)
+            except Exception as exc:
+                log.warning("outbound.cause_not_noted", error=describe(exc))
 
     async def release(self, email: ValidatedEmail) -> None:
-        """Nothing was sent and the marker was never written: let a retry claim again."""
+        """Give up the claim (nothing of ours is in flight): a retry may claim again."""
         with anyio.CancelScope(shield=True):
             try:
                 await self.table.release(_claim_key(email))
@@ -57,16 +159,20 @@ class SendLedger:
                 # The lease lapses by itself; the retry is only delayed.
                 log.warning("outbound.release_failed", error=describe(exc))
 
-    async def forget(self, email: ValidatedEmail) -> None:
-        """SES answered with an error (nothing was sent): drop the marker, then the claim."""
+    async def forget(self, email: ValidatedEmail, token: str) -> None:
+        """SES refused attempt `token` (nothing was sent): drop its marker, then the claim.
+
+        If the marker cannot be removed, this process remembers the token as refused, so
+        its own retry sends at once; another task's retry learns it from SES's events.
+        """
         with anyio.CancelScope(shield=True):
             try:
-                await self.table.clear_send_mark(_marker_key(email))
+                await self.table.clear_send_mark(_marker_key(email), token)
             except Exception as exc:
-                # Keeping the claim makes the retry wait for the lease, then see the
-                # marker; better a reported unknown outcome than a possible duplicate.
                 log.warning("outbound.marker_clear_failed", error=describe(exc))
-                return
+                self._voided[token] = None
+                while len(self._voided) > _VOIDED_KEPT:
+                    self._voided.popitem(last=False)
             await self.release(email)
 
     async def complete(self, email: ValidatedEmail, result: dict[str, str]) -> None:
@@ -81,8 +187,16 @@ class SendLedger:
                         "outbound.complete_failed", error=describe(exc), attempt=attempt + 1
                     )
                     await anyio.sleep(0.2 * 2**attempt)
-        # The marker still stops any re-send; the app still gets its event.
+        # The marker still stops any re-send, and SES's events will prove it sent.
         log.error("outbound.complete_abandoned", correlation_id=email.correlation_id)
+
+    async def emitted(self, email: ValidatedEmail) -> None:
+        """The `email.sent` event is on the app's queue; a repeat need not emit it again."""
+        try:
+            await self.table.mark_emitted(_claim_key(email))
+        except Exception as exc:
+            # A repeat would emit it again, with the same eventId: apps deduplicate.
+            log.warning("outbound.emitted_not_recorded", error=describe(exc))
 
 
 def _claim_key(email: ValidatedEmail) -> str:

@@ -4,11 +4,12 @@
       -> claim (source, correlationId) -> fetch attachments -> compose -> send marker
       -> SESv2 SendEmail (raw) -> complete claim -> `email.sent` to the app's queue
 
-Exactly once: the claim is one conditional write; a failure *before* the SES call
-releases it (a retry may send); a failure whose outcome is unknown (killed or cut off
-during the call) keeps the send marker, so no later attempt sends again. A completed
-claim re-emits the stored `email.sent` event instead of sending: the event may thus
-arrive twice (apps dedupe on correlationId), but it is never lost.
+Exactly once (`mailflow.outbound.once`): the claim is one conditional write; a failure
+*before* the SES call releases it (a retry may send); an SES answer that does not prove
+the email unsent (5xx, no answer, a worker killed mid-call) keeps the send marker, and
+SES's own events later settle whether that attempt went out. A completed claim whose
+`email.sent` event did not reach the app's queue emits it (same `eventId`) instead of
+sending; one whose event did stays silent.
 
 Waiting never burns delivery attempts: a scheduled send, a busy rate limiter, SES
 throttling and an exhausted daily quota return a deferral, which the engine turns into
@@ -27,7 +28,7 @@ import structlog
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from mailflow.aws.clients import AwsClients
-from mailflow.aws.table import Table
+from mailflow.aws.table import SendMark, Table
 from mailflow.contracts.failure import FailureRecord
 from mailflow.engine.budget import ByteBudget
 from mailflow.engine.cpu import run_cpu
@@ -48,11 +49,12 @@ from mailflow.outbound.identity import writer_allowed
 from mailflow.outbound.io import (
     StatusEvents,
     attachment_sizes,
+    canary_request,
     encoded_size,
     fetch_attachments,
     send_email_request,
 )
-from mailflow.outbound.once import SendLedger
+from mailflow.outbound.once import SendLedger, new_token
 from mailflow.outbound.schedule import defer_seconds
 from mailflow.outbound.validation import ValidatedEmail, parse_message, raw_source, validate
 from mailflow.settings import Settings
@@ -114,9 +116,14 @@ class OutboundPipeline:
             table,
             lease_seconds=settings.visibility_timeout_seconds,
             ttl_seconds=self.config.claim_ttl_seconds,
+            events_flow=bool(settings.ses_events_queue and self.config.configuration_set),
+            settle_seconds=self.config.outcome_settle_seconds,
+            window_seconds=self.config.unknown_outcome_after_seconds,
+            clock=clock,
         )
         self.governor = SendGovernor(self.config, clients.ses, table, clock=clock, rand=rand)
-        self.events = StatusEvents(clients, settings)
+        self.events = StatusEvents(clients, settings, table)
+        self._canary_sent_at = float("-inf")
         _announce_writer_identity(settings)
 
     def background_jobs(self) -> Sequence[BackgroundJob]:
@@ -193,9 +200,12 @@ class OutboundPipeline:
         if claim.status == "completed":
             metrics.DUPLICATES.labels("completed").inc()
             log.info(
-                "outbound.duplicate_already_sent", ses_message_id=claim.result.get("sesMessageId")
+                "outbound.duplicate_already_sent",
+                ses_message_id=claim.result.get("sesMessageId"),
+                event_on_queue=claim.emitted,
             )
-            await self.events.sent(email.app, claim.result)
+            if not claim.emitted:
+                await self._tell_sent(email, claim.result)
             return
         if claim.status == "mismatch":
             metrics.DUPLICATES.labels("mismatch").inc()
@@ -212,25 +222,39 @@ class OutboundPipeline:
         result = await self._send_claimed(email)
         await self.ledger.complete(email, result)
         metrics.SENT.labels(email.app).inc()
-        self.governor.sent()
         log.info(
-            "outbound.sent", ses_message_id=result["sesMessageId"], recipients=result["recipients"]
+            "outbound.sent",
+            ses_message_id=result["sesMessageId"],
+            recipients=result["recipients"],
+            settled_by=result.get("settledBy", "answer"),
         )
+        await self._tell_sent(email, result)
+
+    async def _tell_sent(self, email: ValidatedEmail, result: dict[str, str]) -> None:
         await self.events.sent(email.app, result)
+        await self.ledger.emitted(email)
 
     async def _send_claimed(self, email: ValidatedEmail) -> dict[str, str]:
-        """Everything between claim and SES; releases the claim when nothing was sent."""
+        """Everything between claim and SES; releases the claim when nothing is in flight."""
+        token = new_token()
         try:
-            raw, message_id = await self._build(email)
-            age = await self.ledger.mark_send(email)
+            raw, message_id = await self._build(email, token)
+            earlier = await self.ledger.mark_send(email, token)
+            if earlier is not None:
+                settled = await self._settle_earlier(email, earlier, token, message_id)
+                if settled is not None:
+                    return settled
         except BaseException:
             await self.ledger.release(email)
             raise
-        if age is not None:
-            # Do not release: the holder of the earlier attempt may still complete.
-            raise self._marker_found(age)
         sent_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-        ses_message_id = await self._call_ses(email, raw)
+        ses_message_id = await self._call_ses(email, raw, token)
+        self.governor.sent()
+        return self._result(email, ses_message_id, message_id, sent_at)
+
+    def _result(
+        self, email: ValidatedEmail, ses_message_id: str, message_id: str, sent_at: datetime
+    ) -> dict[str, str]:
         return {
             "sesMessageId": ses_message_id,
             "messageId": message_id,
@@ -239,7 +263,81 @@ class OutboundPipeline:
             "correlationId": email.correlation_id,
         }
 
-    async def _build(self, email: ValidatedEmail) -> tuple[bytes, str]:
+    async def _settle_earlier(
+        self, email: ValidatedEmail, earlier: SendMark, token: str, message_id: str
+    ) -> dict[str, str] | None:
+        """An earlier attempt's marker is there: its result if it was sent, None if this
+        attempt may send instead (it took the marker over), else raise (hold or unknown)."""
+        metrics.DUPLICATES.labels("send_started").inc()
+        resolution = await self.ledger.resolve(earlier)
+        metrics.RESOLUTIONS.labels(resolution.verdict).inc()
+        log.info(
+            "outbound.earlier_attempt",
+            verdict=resolution.verdict,
+            age_seconds=round(self.clock() - earlier.started_at, 1),
+            cause=earlier.cause or "interrupted",
+        )
+        if resolution.verdict == "sent":
+            sent_at = datetime.fromtimestamp(earlier.started_at, tz=UTC)
+            ses_message_id = resolution.evidence.get("sesMessageId", "")
+            result = self._result(email, ses_message_id, message_id, sent_at)
+            return {**result, "settledBy": resolution.evidence.get("eventType", "event")}
+        if resolution.verdict == "not_sent":
+            if await self.ledger.take_over(email, earlier, token):
+                return None
+            raise _Hold(Deferral(self._short_delay(), "another attempt took the send over"))
+        if resolution.verdict == "pending":
+            if resolution.quiet:
+                await self._send_canary(email)
+            raise _Hold(
+                Deferral(
+                    self._outcome_wait(),
+                    "an earlier attempt's outcome is unknown; waiting for SES's events",
+                )
+            )
+        metrics.OUTCOME_UNKNOWN.inc()
+        raise self._unknown(earlier)
+
+    async def _send_canary(self, email: ValidatedEmail) -> None:
+        """Send one email of our own to SES's mailbox simulator, through the configuration
+        set: its events move the watermark, which settles an attempt that left none.
+
+        Only when the account is quiet (no mail since the attempt has had its events), at
+        most one per `outcome_settle_seconds` per task. The simulator's mail counts toward
+        the sending quota, not toward bounce or complaint rates.
+        """
+        now = self.clock()
+        recipient = self.config.canary_recipient
+        if not recipient or now - self._canary_sent_at < self.ledger.settle_seconds:
+            return
+        self._canary_sent_at = now
+        try:
+            await self.clients.ses.send_email(**canary_request(email, recipient, self.config))
+        except Exception as exc:
+            log.warning("outbound.canary_failed", error=describe(exc))
+            return
+        metrics.CANARIES.inc()
+        log.info("outbound.canary_sent", detail="to move SES's events past a cut-off attempt")
+
+    def _unknown(self, earlier: SendMark) -> SendOutcomeUnknown:
+        age = int(self.clock() - earlier.started_at)
+        cause = earlier.cause or "was cut off (the worker stopped or lost the connection)"
+        events = (
+            "SES published no event for that attempt"
+            if self.ledger.events_flow
+            else "no SES events are configured to tell (MAILFLOW_SES_EVENTS_QUEUE)"
+        )
+        return SendOutcomeUnknown(
+            f"SES SendEmail {age}s ago {cause}; {events} within"
+            f" {int(self.ledger.window_seconds)}s, so whether the email went out is unknown."
+            " It is not sent again, to avoid a duplicate.",
+            details={
+                "attemptStartedAt": datetime.fromtimestamp(earlier.started_at, tz=UTC).isoformat(),
+                "cause": earlier.cause or "interrupted",
+            },
+        )
+
+    async def _build(self, email: ValidatedEmail, token: str) -> tuple[bytes, str]:
         limit = self.config.max_message_bytes
         bodies = len((email.text or "").encode()) + len((email.html or "").encode())
         attachments = await fetch_attachments(
@@ -247,7 +345,9 @@ class OutboundPipeline:
         )
         message_id = message_id_for(email)
         date = datetime.fromtimestamp(self.clock(), tz=UTC)
-        build = functools.partial(compose, email, attachments, message_id=message_id, date=date)
+        build = functools.partial(
+            compose, email, attachments, message_id=message_id, date=date, send_token=token
+        )
         # base64 of a 20 MB file takes ~0.5 s of CPU: the loop must keep turning meanwhile.
         raw = await run_cpu(build, size=bodies + sum(len(a.data) for a in attachments))
         metrics.MESSAGE_BYTES.observe(len(raw))
@@ -258,39 +358,45 @@ class OutboundPipeline:
             )
         return raw, message_id
 
-    def _marker_found(self, age: float) -> Exception:
-        metrics.DUPLICATES.labels("send_started").inc()
-        # A live sender finishes its SendEmail call well within this; an older marker
-        # belongs to an attempt that died mid-send.
-        if age < self.config.unknown_outcome_after_seconds:
-            reason = "an earlier attempt started sending this email; waiting for its outcome"
-            return _Hold(Deferral(self._short_delay(), reason))
-        metrics.OUTCOME_UNKNOWN.inc()
-        return SendOutcomeUnknown(
-            f"an attempt {int(age)}s ago was interrupted while SES was sending this email;"
-            " it may or may not have gone out, and it is not sent again to avoid a duplicate"
-        )
-
-    async def _call_ses(self, email: ValidatedEmail, raw: bytes) -> str:
-        request = send_email_request(email, raw, self.config.configuration_set)
+    async def _call_ses(self, email: ValidatedEmail, raw: bytes, token: str) -> str:
+        request = send_email_request(email, raw, self.config.configuration_set, token)
         started = time.monotonic()
         try:
             response = await self.clients.ses.send_email(**request)
         except ClientError as exc:
-            # SES answered: nothing was sent, so a retry may send.
-            await self.ledger.forget(email)
-            raise self._refusal(exc) from exc
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if status and status < 500:
+                # SES answered and refused: nothing was sent, so a retry may send.
+                await self.ledger.forget(email, token)
+                raise self._refusal(exc) from exc
+            cause = f"answered HTTP {status} {describe(exc)}"
+            raise await self._ambiguous(email, token, cause) from exc
         except _NOT_SENT_IO:
-            await self.ledger.forget(email)
+            await self.ledger.forget(email, token)
             raise
+        except Exception as exc:
+            raise await self._ambiguous(email, token, f"got no answer ({describe(exc)})") from exc
         except BaseException:
-            # Cut off mid-call (timeout, cancelled): the outcome is unknown. Keep the
-            # marker and the claim; the lease lapses and a later attempt reports it.
+            # Cancelled mid-call (shutdown): the marker and the claim stay; the next
+            # attempt asks SES's events what became of this one.
             log.error("outbound.send_interrupted")
             raise
         finally:
             metrics.SEND_SECONDS.observe(time.monotonic() - started)
         return str(response["MessageId"])
+
+    async def _ambiguous(self, email: ValidatedEmail, token: str, cause: str) -> _Hold:
+        """SES may or may not have sent it: never send blindly again; hold and find out."""
+        log.warning("outbound.send_ambiguous", cause=cause)
+        metrics.AMBIGUOUS.inc()
+        await self.ledger.note_unknown(email, token, cause)
+        await self.ledger.release(email)
+        reason = f"SES {cause}: waiting for SES's events to tell whether it was sent"
+        return _Hold(Deferral(self._outcome_wait(), reason))
+
+    def _outcome_wait(self) -> int:
+        """How long to hold a message whose earlier attempt's outcome is not yet known."""
+        return max(1, min(900, int(self.ledger.settle_seconds / 2) + self._short_delay()))
 
     def _refusal(self, exc: ClientError) -> Exception:
         """What SES's refusal means: wait (throttle, quota) or the message's fate."""
@@ -317,7 +423,7 @@ class OutboundPipeline:
             log.warning("outbound.failure_without_app", error_code=record.error_code)
             return
         try:
-            await self.events.failed(app, correlation_id, record)
+            await self.events.failed(app, correlation_id, record, message.body)
         except MissingResource as exc:
             # The app's queue is missing: retrying would loop; the failure record stands.
             log.error("outbound.failure_event_undeliverable", error=str(exc))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.hcl import ROOT, Module, load_module
+from tests.deploy.hcl import ROOT, Module, expr, load_module
 
 
 def _load_tool() -> ModuleType:
@@ -33,9 +33,11 @@ def _load_tool() -> ModuleType:
 
 iam = _load_tool()
 
-# Which resources each action may be granted on: a regex over the Terraform expression.
+# Which resources each action may be granted on: a regex over the Terraform expression
+# (each term of a concat(...) on its own, see _terms). SQS: the worker's queues and the
+# SES events queue it consumes, not its redrive DLQ (`\b` stops at ses_events_dlq).
 RESOURCE_RULES: list[tuple[str, str]] = [
-    (r"^sqs:", r"aws_sqs_queue\.this"),
+    (r"^sqs:", r"aws_sqs_queue\.(this|ses_events)\b"),
     (
         r"^s3:ListBucket$",
         r"aws_s3_bucket\.this(\[\"\w+\"\])?\.arn$|^\$\{\[for b in aws_s3_bucket\.this",
@@ -72,6 +74,35 @@ def _granted(module: Module) -> set[str]:
     return {a for s in _statements(module) for a in s["actions"]}
 
 
+def _split_top_level(text: str) -> list[str]:
+    """`a, [b, c], f(d, e)` -> ["a", "[b, c]", "f(d, e)"]: commas outside brackets.
+    (Enough for the policy's expressions, which have no comma inside a string.)"""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _terms(resource: str) -> list[str]:
+    """The resource expressions a `concat(...)` joins, a list literal's elements apart,
+    so that each is held to the rule and one allowed term cannot cover another."""
+    text = expr(resource)
+    if not (text.startswith("concat(") and text.endswith(")")):
+        return [resource]
+    terms: list[str] = []
+    for argument in _split_top_level(text[len("concat(") : -1]):
+        is_list = argument.startswith("[") and not argument.startswith("[for ")
+        terms += _split_top_level(argument[1:-1]) if is_list else [argument]
+    return terms
+
+
 def test_code_calls_are_all_resolvable(derivation: Any) -> None:
     assert derivation.problems == []
     assert derivation.calls, "no AWS call found in mailflow/: the walker is broken"
@@ -91,6 +122,7 @@ def test_task_policy_is_scoped_to_this_deployments_resources(module: Module) -> 
     for statement in _statements(module):
         resources = statement["resources"]
         resources = resources if isinstance(resources, list) else [resources]
+        resources = [term for resource in resources for term in _terms(str(resource))]
         for action in statement["actions"]:
             rule = next((pat for prefix, pat in RESOURCE_RULES if re.search(prefix, action)), None)
             assert rule, f"no resource rule for {action}; add one to RESOURCE_RULES"
@@ -98,6 +130,26 @@ def test_task_policy_is_scoped_to_this_deployments_resources(module: Module) -> 
                 if resource == "*":
                     assert action in RESOURCELESS, f"{action} granted on '*'"
                 assert re.search(rule, str(resource)), f"{action} granted on {resource}"
+
+
+def test_scope_check_holds_each_concatenated_term_to_the_rule() -> None:
+    joined = (
+        '${concat([aws_sqs_queue.this["inbound"].arn, aws_sqs_queue.dlq["inbound"].arn],'
+        " [for q in aws_sqs_queue.ses_events : q.arn], local.extra)}"
+    )
+    assert _terms(joined) == [
+        'aws_sqs_queue.this["inbound"].arn',
+        'aws_sqs_queue.dlq["inbound"].arn',
+        "[for q in aws_sqs_queue.ses_events : q.arn]",
+        "local.extra",
+    ]
+    rule = next(pat for prefix, pat in RESOURCE_RULES if re.search(prefix, "sqs:SendMessage"))
+    allowed = [term for term in _terms(joined) if re.search(rule, term)]
+    assert allowed == [_terms(joined)[0], _terms(joined)[2]]
+    assert not re.search(rule, "[for q in aws_sqs_queue.ses_events_dlq : q.arn]")
+    assert _terms("${[for q in aws_sqs_queue.this : q.arn]}") == [
+        "${[for q in aws_sqs_queue.this : q.arn]}"
+    ]
 
 
 def test_task_policy_statements_are_allow_only(module: Module) -> None:

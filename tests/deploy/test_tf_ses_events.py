@@ -1,15 +1,21 @@
 """SES sending events reach a queue: configuration set -> SNS topic -> `<name>-ses-events`.
 
 Before, the configuration set's topic had no subscriber, so bounce and complaint events
-(which the SES production-access request asks about) went nowhere. The worker does not
-read the queue yet; a later change adds the consumer.
+(which the SES production-access request asks about) went nowhere. The worker consumes
+the queue (MAILFLOW_SES_EVENTS_QUEUE): Send, Delivery, Bounce and Reject events settle
+sends whose outcome was unknown, and later bounces and complaints arrive there too. It
+gets the queue exactly when the module creates it, the same SQS actions as on its other
+consumed queues, and the same redrive rule.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
-from tests.deploy.hcl import Module, expr, load_module
+from tests.deploy.hcl import Module, evaluate, evaluate_number, expr, load_module, render
 
 REQUIRED_EVENTS = {
     "SEND",
@@ -100,20 +106,86 @@ def test_the_key_lets_ses_and_sns_encrypt(module: Module) -> None:
         assert statement["condition"][0]["variable"] == "aws:SourceAccount"
 
 
-def test_queue_is_an_output_but_not_in_the_workers_environment(module: Module) -> None:
+def test_queue_is_an_output(module: Module) -> None:
     assert module.outputs["ses_events_queue_url"]["value"] == (
         "${try(aws_sqs_queue.ses_events[0].url, null)}"
     )
     assert module.outputs["ses_events_queue_name"]["value"] == (
         "${try(aws_sqs_queue.ses_events[0].name, null)}"
     )
+
+
+def test_the_worker_reads_the_queue_exactly_when_it_is_created(module: Module) -> None:
     environment = {
         **module.locals["worker_environment_base"],
         **module.locals["worker_environment_optional"],
     }
-    assert not [k for k, v in environment.items() if "ses_events" in str(v)]
-    # Nor in the task role: nothing the worker runs reads it yet.
-    assert "ses_events" not in str(module.data["aws_iam_policy_document"]["task"])
+    assert [k for k, v in environment.items() if "ses_events" in str(v)] == [
+        "MAILFLOW_SES_EVENTS_QUEUE"
+    ]
+    setting = expr(environment["MAILFLOW_SES_EVENTS_QUEUE"])
+    assert setting == "var.create_configuration_set ? local.ses_events_queue_name : null"
+    queue = module.resource("aws_sqs_queue", "ses_events")
+    assert queue["name"] == "${local.ses_events_queue_name}"
+    for name in ("mailflow", "mailflow-prod"):
+        queue_name = render(module, module.locals["ses_events_queue_name"], {"name": name})
+        assert queue_name == f"{name}-ses-events"
+        literal = setting.replace("local.ses_events_queue_name", f'"{queue_name}"')
+        for created in (True, False):
+            values = {"create_configuration_set": created}
+            exists = evaluate(module, queue["count"], values) == 1
+            assert evaluate(module, literal, values) == (queue_name if exists else None)
+    # A null setting is dropped, so without the queue the variable is unset (no consumer).
+    merged = expr(module.locals["worker_environment"])
+    assert "local.worker_environment_optional" in merged
+    assert merged.endswith("if v != null}")
+
+
+def _task_statements(module: Module) -> list[dict[str, Any]]:
+    return module.data["aws_iam_policy_document"]["task"]["statement"]
+
+
+def _actions_on(module: Module, *references: str) -> set[str]:
+    """Actions of the task-role statements whose resources name one of `references`."""
+    return {
+        action
+        for statement in _task_statements(module)
+        if any(ref in str(statement["resources"]) for ref in references)
+        for action in statement["actions"]
+    }
+
+
+def test_the_task_role_consumes_the_queue_like_its_other_queues(module: Module) -> None:
+    events = _actions_on(module, "[for q in aws_sqs_queue.ses_events : q.arn]")
+    inbound = _actions_on(
+        module, 'aws_sqs_queue.this["inbound"].arn', "[for q in aws_sqs_queue.this : q.arn]"
+    )
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= events
+    assert events == inbound, "the events queue gets the same SQS actions as inbound"
+    statements = str(_task_statements(module))
+    # Granted through a `for` over the counted queue: nothing (and no error) without it.
+    assert "aws_sqs_queue.ses_events[0]" not in statements
+    # Its redrive DLQ is SQS's own: the worker writes failure records to MAILFLOW_DLQ.
+    assert "ses_events_dlq" not in statements
+
+
+def _max_receive_count(queue: dict[str, Any]) -> str:
+    match = re.search(r"maxReceiveCount\s*=\s*([\w.]+)", expr(queue["redrive_policy"]))
+    assert match, queue["redrive_policy"]
+    return match.group(1)
+
+
+def test_the_queue_is_redriven_and_leased_like_the_workers_queues(module: Module) -> None:
+    queues = module.resources["aws_sqs_queue"]
+    events, worker = queues["ses_events"], queues["this"]
+    assert _max_receive_count(events) == _max_receive_count(worker) == "local.max_receive_count"
+    headroom = module.variables["redrive_headroom"]["default"]
+    for attempts in (1, module.variables["max_attempts"]["default"], 100):
+        count = evaluate_number(module, "${local.max_receive_count}", {"max_attempts": attempts})
+        assert count == attempts + headroom
+        assert count > attempts
+    assert events["visibility_timeout_seconds"] == worker["visibility_timeout_seconds"]
+    assert events["receive_wait_time_seconds"] == worker["receive_wait_time_seconds"]
 
 
 def test_its_dlq_is_alarmed_like_the_others(module: Module) -> None:

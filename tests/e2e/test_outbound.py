@@ -284,8 +284,10 @@ async def test_worker_killed_during_the_send_never_sends_twice(
     """SIGKILL after SES accepted the email but before the worker heard back.
 
     The fault proxy forwards SendEmail and holds the answer; the worker is killed in that
-    window. The redelivered message finds the send marker and is reported to the app as
-    `send_outcome_unknown` instead of being sent a second time.
+    window. No SES events are configured here, so nothing can tell whether it went out:
+    the redelivered message finds the send marker and, after the window, is reported to
+    the app as `send_outcome_unknown` instead of being sent a second time. (With events,
+    the same kill ends as `email.sent`: tests/e2e/test_chaos.py.)
     """
     env = {
         "MAILFLOW_VISIBILITY_TIMEOUT_SECONDS": "10",

@@ -23,6 +23,6 @@ def test_a_senders_zone_keeps_its_offset() -> None:
 
 def test_events_carry_the_form_and_read_back() -> None:
     at = datetime(2025, 10, 31, 12, 34, 57, 120_000, tzinfo=UTC)
-    event = EmailFailedEvent(source="app1", error_code="x", reason="r", failed_at=at)
+    event = EmailFailedEvent(event_id="e", source="app1", error_code="x", reason="r", failed_at=at)
     assert json.loads(event.to_wire())["failedAt"] == "2025-10-31T12:34:57.120Z"
     assert EmailFailedEvent.model_validate_json(event.to_wire()).failed_at == at

@@ -65,7 +65,7 @@ async def test_readme_example_is_sent_with_event(
     assert event["recipients"] == 1
 
 
-async def test_duplicate_is_sent_once_and_event_repeated(
+async def test_duplicate_is_sent_once_and_its_event_is_not_repeated(
     handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
 ) -> None:
     await handler.handle(sqs_message(README_QUICKSTART))
@@ -73,9 +73,27 @@ async def test_duplicate_is_sent_once_and_event_repeated(
     # A second handler (another task) sees the same completed claim.
     await OutboundPipeline(provisioned, aws).handle(sqs_message(README_QUICKSTART))
     assert len(sent_mail(moto_endpoint)) == 1
-    sent = await events(aws, provisioned, "app1", 3)
-    assert len(sent) == 3
-    assert len({e["sesMessageId"] for e in sent}) == 1
+    (sent,) = await events(aws, provisioned, "app1", 1)
+    assert sent["type"] == "email.sent"
+
+
+async def test_a_completed_send_whose_event_was_lost_emits_it_again_with_the_same_id(
+    handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
+) -> None:
+    """A crash between `complete` and the event: the repeat emits it, same eventId."""
+    await handler.handle(sqs_message(README_QUICKSTART))
+    (first,) = await events(aws, provisioned, "app1", 1)
+    key = keys.outbound_email("app1", README_QUICKSTART["correlation_id"])
+    await aws.dynamodb.update_item(
+        TableName=provisioned.idempotency_table,
+        Key={keys.KEY_ATTRIBUTE: {"S": key}},
+        UpdateExpression="REMOVE emitted",
+    )
+    await handler.handle(sqs_message(README_QUICKSTART))
+    (again,) = await events(aws, provisioned, "app1", 1)
+    assert again["eventId"] == first["eventId"]
+    assert again["sesMessageId"] == first["sesMessageId"]
+    assert len(sent_mail(moto_endpoint)) == 1
 
 
 async def test_same_correlation_id_different_content_is_reported(
@@ -115,12 +133,16 @@ async def test_interrupted_send_is_never_repeated(
     handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
 ) -> None:
     """A worker killed during SendEmail left its marker; its lease has lapsed."""
-    earlier = Table(aws.dynamodb, provisioned.idempotency_table, clock=lambda: time.time() - 600)
-    assert await earlier.mark_send(keys.send_marker("app1", "unique-id-123"), 3600) is None
+    earlier = Table(aws.dynamodb, provisioned.idempotency_table, clock=lambda: time.time() - 1000)
+    marker = keys.send_marker("app1", "unique-id-123")
+    assert await earlier.mark_send(marker, "a" * 32, 3600) is None
     with pytest.raises(SendOutcomeUnknown) as info:
         await handler.handle(sqs_message(README_CAMEL))
     assert not info.value.retryable
     assert info.value.code == "send_outcome_unknown"
+    # No events are configured here: the reason says so, and what became of the attempt.
+    assert "whether the email went out is unknown" in str(info.value)
+    assert "no SES events are configured" in str(info.value)
     assert sent_mail(moto_endpoint) == []
 
 
@@ -128,10 +150,10 @@ async def test_young_marker_waits_for_the_first_sender(
     handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
 ) -> None:
     table = Table(aws.dynamodb, provisioned.idempotency_table)
-    await table.mark_send(keys.send_marker("app1", "unique-id-123"), 3600)
+    await table.mark_send(keys.send_marker("app1", "unique-id-123"), "b" * 32, 3600)
     outcome = await handler.handle(sqs_message(README_CAMEL))
     assert outcome.deferral is not None
-    assert "waiting for its outcome" in outcome.deferral.reason
+    assert "waiting for SES's events" in outcome.deferral.reason
     assert sent_mail(moto_endpoint) == []
 
 
@@ -139,7 +161,7 @@ async def test_expired_marker_does_not_block_a_new_send(
     handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
 ) -> None:
     old = Table(aws.dynamodb, provisioned.idempotency_table, clock=lambda: time.time() - 7200)
-    await old.mark_send(keys.send_marker("app1", "unique-id-123"), ttl_seconds=3600)  # expired
+    await old.mark_send(keys.send_marker("app1", "unique-id-123"), "c" * 32, 3600)  # expired
     await handler.handle(sqs_message(README_CAMEL))
     assert len(sent_mail(moto_endpoint)) == 1
 

@@ -129,6 +129,7 @@ def test_wire_form_is_camel_case_with_readme_header_names() -> None:
 
 def test_status_events_round_trip_and_dispatch_on_type() -> None:
     sent = EmailSentEvent(
+        event_id="e1",
         correlation_id="c",
         source="app1",
         ses_message_id="s",
@@ -137,6 +138,7 @@ def test_status_events_round_trip_and_dispatch_on_type() -> None:
         recipients=2,
     )
     failed = EmailFailedEvent(
+        event_id="e2",
         correlation_id=None,
         source="app1",
         error_code="sender_not_allowed",

@@ -19,6 +19,6 @@ output "prometheus_scrape_config" {
 }
 
 output "ses_events_queue_url" {
-  description = "SES sending events (bounces, complaints, deliveries) wait here for their consumer."
+  description = "SES sending events (bounces, complaints, deliveries), consumed by the worker."
   value       = module.mailflow.ses_events_queue_url
 }
