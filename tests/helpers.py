@@ -40,7 +40,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if value:
                 env[name.upper()] = str(value)
             continue
-        if name in skip:
+        if name in skip or value is None:
             continue
         env[f"MAILFLOW_{name.upper()}"] = (
             json.dumps(value) if isinstance(value, list | dict) else str(value)

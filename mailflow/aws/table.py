@@ -78,6 +78,15 @@ def decide_claim(existing: dict[str, Any], payload_hash: str) -> Claim:
     return Claim("in_progress")
 
 
+def _send_mark(key: str, token: str, now: float, ttl_seconds: int) -> dict[str, Any]:
+    return {
+        KEY_ATTRIBUTE: {"S": key},
+        "token": {"S": token},
+        "startedAt": {"N": f"{now:.3f}"},
+        TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
+    }
+
+
 def _same_token(token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """Condition arguments: the marker is still attempt `token`'s (a marker written before
     tokens existed has none, and `token` is then '')."""
@@ -193,12 +202,7 @@ class Table:
         try:
             await self.dynamodb.put_item(
                 TableName=self.name,
-                Item={
-                    KEY_ATTRIBUTE: {"S": key},
-                    "token": {"S": token},
-                    "startedAt": {"N": f"{now:.3f}"},
-                    TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
-                },
+                Item=_send_mark(key, token, now, ttl_seconds),
                 ConditionExpression="attribute_not_exists(#pk) OR #exp < :now",
                 ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE, "#exp": TTL_ATTRIBUTE},
                 ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
@@ -222,16 +226,10 @@ class Table:
     ) -> bool:
         """Take over `old`'s marker for attempt `token` (its send is proven not to have
         happened); False when the marker is no longer `old` (another attempt took it)."""
-        now = self.clock()
         try:
             await self.dynamodb.put_item(
                 TableName=self.name,
-                Item={
-                    KEY_ATTRIBUTE: {"S": key},
-                    "token": {"S": token},
-                    "startedAt": {"N": f"{now:.3f}"},
-                    TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
-                },
+                Item=_send_mark(key, token, self.clock(), ttl_seconds),
                 **_same_token(old.token),
             )
         except ClientError as exc:

@@ -291,7 +291,7 @@ class OutboundPipeline:
                 await self._send_canary(email)
             raise _Hold(
                 Deferral(
-                    self._outcome_wait(),
+                    self._outcome_wait(earlier.started_at),
                     "an earlier attempt's outcome is unknown; waiting for SES's events",
                 )
             )
@@ -392,11 +392,14 @@ class OutboundPipeline:
         await self.ledger.note_unknown(email, token, cause)
         await self.ledger.release(email)
         reason = f"SES {cause}: waiting for SES's events to tell whether it was sent"
-        return _Hold(Deferral(self._outcome_wait(), reason))
+        return _Hold(Deferral(self._outcome_wait(self.clock()), reason))
 
-    def _outcome_wait(self) -> int:
-        """How long to hold a message whose earlier attempt's outcome is not yet known."""
-        return max(1, min(900, int(self.ledger.settle_seconds / 2) + self._short_delay()))
+    def _outcome_wait(self, started_at: float) -> int:
+        """How long to hold a message whose attempt (begun at `started_at`) is unsettled:
+        half the settle time, but never past the end of the window."""
+        left = self.ledger.window_seconds - (self.clock() - started_at)
+        wait = max(1.0, min(self.ledger.settle_seconds / 2, left))
+        return min(900, int(wait) + self._short_delay())
 
     def _refusal(self, exc: ClientError) -> Exception:
         """What SES's refusal means: wait (throttle, quota) or the message's fate."""
