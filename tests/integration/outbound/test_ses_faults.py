@@ -173,8 +173,8 @@ async def test_envelope_has_bcc_and_configuration_set(
         outbound={"default_send_rate": 500.0, "configuration_set": "tracking"},
     )
     async with open_clients(settings) as opened:
-        await provision(settings, opened)
-        await opened.ses.create_configuration_set(ConfigurationSetName="tracking")
+        await provision(settings, opened)  # creates the configuration set too
+        await opened.ses.get_configuration_set(ConfigurationSetName="tracking")
         body = message(
             to=[{"address": "to@example.net"}],
             cc=["cc@example.net"],
