@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     def _check_settle_outlasts_visibility(self) -> Settings:
         """An event held by a worker that died comes back after the visibility timeout;
         an attempt may be judged unsent only once its events would have come back."""
-        settle = self.outbound.outcome_settle_seconds
+        settle = self.outcome_settle_seconds
         if self.ses_events_queue and settle <= self.visibility_timeout_seconds:
             raise ValueError(
                 f"MAILFLOW_OUTBOUND__OUTCOME_SETTLE_SECONDS ({settle:g}) must exceed"
@@ -199,6 +199,13 @@ class Settings(BaseSettings):
                     raise ValueError(f"alias {alias!r} is claimed by both {seen[alias]} and {app}")
                 seen[alias] = app
         return self
+
+    @property
+    def outcome_settle_seconds(self) -> float:
+        """`MAILFLOW_OUTBOUND__OUTCOME_SETTLE_SECONDS`, or a default that outlasts the
+        visibility timeout whatever it is set to."""
+        configured = self.outbound.outcome_settle_seconds
+        return configured or max(120.0, 2.0 * self.visibility_timeout_seconds)
 
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint of one service: its own variable first, then AWS_ENDPOINT_URL."""

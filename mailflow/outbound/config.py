@@ -110,12 +110,13 @@ class OutboundSettings(BaseModel):
         " worker killed mid-call) waits for SES's events to settle it; after that, with"
         " nothing learnt, the app gets send_outcome_unknown and it is never re-sent.",
     )
-    outcome_settle_seconds: float = Field(
-        default=120.0,
+    outcome_settle_seconds: float | None = Field(
+        default=None,
         ge=1,
         description="An attempt is proven unsent once SES's events for mail sent this long"
-        " after it have arrived and none is about it; must exceed the longest SendEmail"
-        " call (30 s read timeout) plus SES's delay in publishing events.",
+        " after it have arrived and none is about it; must exceed the visibility timeout"
+        " (a held event comes back after it) and the longest SendEmail call (30 s)."
+        " Unset: 120 s or twice MAILFLOW_VISIBILITY_TIMEOUT_SECONDS, whichever is longer.",
     )
 
     canary_recipient: str = Field(

@@ -117,7 +117,7 @@ class OutboundPipeline:
             lease_seconds=settings.visibility_timeout_seconds,
             ttl_seconds=self.config.claim_ttl_seconds,
             events_flow=bool(settings.ses_events_queue and self.config.configuration_set),
-            settle_seconds=self.config.outcome_settle_seconds,
+            settle_seconds=settings.outcome_settle_seconds,
             window_seconds=self.config.unknown_outcome_after_seconds,
             clock=clock,
         )

@@ -16,7 +16,8 @@ Afterwards every message is counted on every queue, in the DLQ and in the sent s
   `email.sent` (repeats only with the same eventId) and never as `email.failed`; each
   unsent one told exactly one `email.failed`; none unaccounted;
 - inbound: each email on its app's queue, repeats only with the same `messageId`;
-- the work queues empty, no failure record beyond the `email.failed` ones.
+- the work queues and every SQS redrive queue (`<queue>-dlq`) empty, no failure record
+  beyond the `email.failed` ones.
 
 `CHAOS_PHASE_SECONDS` (default 6) sets the length of each proxy phase; the issue's
 figures were taken with 20. The reports are printed (`-s` shows them).
@@ -130,6 +131,7 @@ class Ledger:
     failure_records: Counter[str] = field(default_factory=Counter)
     canaries: int = 0
     other: list[str] = field(default_factory=list)
+    redriven: Counter[str] = field(default_factory=Counter)  # <queue>-dlq -> messages
 
     def report(self, name: str, outbound: list[str], inbound: list[str]) -> str:
         sent = sum(1 for i in outbound if self.sent[i] == 1)
@@ -184,6 +186,11 @@ async def collect(aws: AwsClients, settings: Settings) -> Ledger:
             ledger.other.append(json.dumps(body)[:200])
     for body in map(json.loads, await read_queue(aws, settings.dlq)):
         ledger.failure_records[body.get("errorCode", "?")] += 1
+    queues = (settings.inbound_queue, settings.outbound_queue, settings.app_queue("app1"))
+    for queue in (*queues, settings.ses_events_queue or ""):
+        url = await aws.queues.url(f"{queue}-dlq")
+        if count := await queue_count(aws.sqs, url):
+            ledger.redriven[f"{queue}-dlq"] = count
     return ledger
 
 
@@ -210,6 +217,8 @@ def assert_accounted(ledger: Ledger, outbound: list[str], inbound: list[str]) ->
         problems.append(f"failure records {dict(ledger.failure_records)} vs {told} told")
     if ledger.other:
         problems.append(f"unexpected messages: {ledger.other[:3]}")
+    if ledger.redriven:
+        problems.append(f"messages in SQS redrive queues: {dict(ledger.redriven)}")
     assert not problems, "\n".join(problems[:20])
 
 

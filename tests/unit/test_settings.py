@@ -119,3 +119,24 @@ def test_every_real_variable_is_known() -> None:
     assert "MAILFLOW_OUTBOUND__WRITER_IDENTITY" in names
     assert "MAILFLOW_AWS_ENDPOINT_URL" in names
     assert unknown_variables(dict.fromkeys(names, "1")) == []
+
+
+def test_settle_time_outlasts_the_visibility_timeout_by_default() -> None:
+    s = load_settings(domains="example.com", ses_events_queue="ev")
+    assert s.outcome_settle_seconds == 120
+    long = load_settings(
+        domains="example.com", ses_events_queue="ev", visibility_timeout_seconds=300
+    )
+    assert long.outcome_settle_seconds == 600
+    assert "ses_events" in long.all_queues()
+
+
+def test_a_settle_time_within_the_visibility_timeout_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(
+            domains="example.com",
+            ses_events_queue="ev",
+            visibility_timeout_seconds=60,
+            outbound={"outcome_settle_seconds": 30},
+        )
+    assert "MAILFLOW_OUTBOUND__OUTCOME_SETTLE_SECONDS (30) must exceed" in str(info.value)
