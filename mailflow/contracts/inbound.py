@@ -28,6 +28,12 @@ class EmailBody(WireModel):
 
     text: str | None = None
     html: str | None = None
+    stripped_text: str | None = Field(
+        default=None,
+        description="The new text of a reply: `text` (else `html` as text) without the quoted"
+        " history and the signature; the whole text, trimmed, when it is no reply; absent"
+        " when the email has no body.",
+    )
 
 
 class Attachment(WireModel):
@@ -141,8 +147,13 @@ class InboundMetadata(WireModel):
     charset_fallbacks: list[CharsetFallback] = Field(default_factory=list)
     is_auto_reply: bool = Field(
         default=False,
-        description="True for auto-replies, bounces and bulk mail (RFC 3834 signals):"
-        " do not answer these automatically.",
+        description="True for auto-replies, bounces (delivery reports) and bulk mail (RFC 3834"
+        " signals; see docs/inbound.md): do not answer these automatically.",
+    )
+    is_bulk: bool = Field(
+        default=False,
+        description="True for mailing-list and bulk mail (List-Id, List-Unsubscribe,"
+        " Precedence: bulk|list|junk); such mail is also isAutoReply.",
     )
     auto_submitted: str | None = Field(default=None, description="The Auto-Submitted header.")
     parse_defects: list[str] = Field(

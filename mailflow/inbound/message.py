@@ -21,6 +21,7 @@ from mailflow.contracts.inbound import (
     Verdicts,
 )
 from mailflow.inbound.parse import ParsedEmail
+from mailflow.inbound.reply import stripped_text
 from mailflow.inbound.routing import Destination
 from mailflow.inbound.sanitize import sanitize_html
 
@@ -48,11 +49,13 @@ def payload_key(prefix: str, route_key: str, received_at: datetime, message_id: 
 
 
 def readable_body(parsed: ParsedEmail, *, sanitize: bool) -> EmailBody:
-    """The text and the (sanitized) HTML: computed once per email, for every destination."""
+    """The text, the (sanitized) HTML and the reply's new text: computed once per email,
+    for every destination. The new text is read from the sanitized HTML when there is no
+    text part, so what it shows is what the app's HTML shows."""
     html = parsed.html
     if html is not None and sanitize:
         html = sanitize_html(html)
-    return EmailBody(text=parsed.text, html=html)
+    return EmailBody(text=parsed.text, html=html, stripped_text=stripped_text(parsed.text, html))
 
 
 def build_message(
@@ -95,6 +98,7 @@ def build_message(
             "charset_fallback": bool(parsed.charset_fallbacks),
             "charset_fallbacks": parsed.charset_fallbacks,
             "is_auto_reply": parsed.is_auto_reply,
+            "is_bulk": parsed.is_bulk,
             "auto_submitted": parsed.headers.auto_submitted,
             "parse_defects": parsed.defects,
             "recipient_source": recipient_source,

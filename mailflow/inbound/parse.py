@@ -50,6 +50,11 @@ from mailflow.inbound.mime import (
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse")
+_LIST_HEADERS = ("List-Id", "List-Unsubscribe")
+# Microsoft's X-Auto-Response-Suppress values that ask for no automatic answer.
+_SUPPRESS_AUTO = frozenset({"all", "oof", "autoreply"})
 _ISO2022_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b(B")
 
 _NOT_ADDRESS = re.compile(r'[\s()<>,;:"\\]+')
@@ -130,6 +135,7 @@ class ParsedEmail:
     charset_fallbacks: list[CharsetFallback] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     is_auto_reply: bool = False
+    is_bulk: bool = False
     # What SES wrote on top of the raw email (used when the notification had no envelope).
     ses_recipient: str | None = None
     ses_verdicts: Verdicts = field(default_factory=Verdicts)
@@ -163,7 +169,8 @@ def _read_message(message: Message) -> ParsedEmail:
     parsed = ParsedEmail()
     _read_headers(message, parsed, found)
     _read_parts(message, parsed, found)
-    parsed.is_auto_reply = _is_auto_reply(message, parsed)
+    parsed.is_bulk = _is_bulk(message, parsed)
+    parsed.is_auto_reply = parsed.is_bulk or _is_automated(message, parsed, found)
     parsed.ses_recipient = _ses_recipient(message)
     parsed.ses_verdicts = _ses_verdicts(message)
     for part in _parts(message, found, whole=True):
@@ -377,16 +384,30 @@ def _date(message: Message, found: Defects) -> datetime | None:
         return None
 
 
-def _is_auto_reply(message: Message, parsed: ParsedEmail) -> bool:
-    """RFC 3834 and common practice: answering these automatically makes mail loops."""
-    auto = (parsed.headers.auto_submitted or "").lower()
+def _is_bulk(message: Message, parsed: ParsedEmail) -> bool:
+    """Mailing-list and bulk mail (RFC 2369, RFC 2919, the Precedence convention)."""
+    if (parsed.headers.precedence or "").strip().lower() in _BULK_PRECEDENCE:
+        return True
+    return any(_has_header(message, h) for h in _LIST_HEADERS)
+
+
+def _is_automated(message: Message, parsed: ParsedEmail, found: Defects) -> bool:
+    """Auto-replies and bounces (RFC 3834, RFC 3464 and common practice): answering
+    these automatically makes mail loops."""
+    auto = (parsed.headers.auto_submitted or "").strip().lower()
     if auto and not auto.startswith("no"):
         return True
-    if any(_has_header(message, h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponse")):
+    if any(_has_header(message, h) for h in _AUTO_HEADERS):
         return True
-    if (parsed.headers.precedence or "").lower() in _AUTO_PRECEDENCE:
+    if (parsed.headers.precedence or "").strip().lower() in _AUTO_PRECEDENCE:
         return True
-    if (parsed.headers.return_path or "").strip() == "<>":
+    suppress = _header(message, "X-Auto-Response-Suppress", found) or ""
+    if _SUPPRESS_AUTO & {token.strip().lower() for token in suppress.split(",")}:
+        return True
+    if (parsed.headers.return_path or "").replace(" ", "") == "<>":
+        return True
+    # A delivery status notification or a read receipt (RFC 3462's multipart/report).
+    if _content_type(message, found) == "multipart/report":
         return True
     sender = parsed.from_.address.lower() if parsed.from_ else ""
     return sender.startswith(("mailer-daemon@", "postmaster@"))

@@ -37,6 +37,7 @@ from mailflow.errors import (
     RetryableError,
     ValidationFailed,
     as_mailflow_error,
+    aws_errors,
 )
 from mailflow.inbound import attachments, message, metrics, policy
 from mailflow.inbound.io import QueueSender, download_raw, store_attachment
@@ -48,6 +49,10 @@ from mailflow.settings import Settings
 log = structlog.get_logger("mailflow.inbound")
 
 _RATE_WINDOW_TTL_SECONDS = 2 * 3600
+# How long the outbound side can recognise a reply to automated mail (mail loop safety).
+_AUTOMATED_MARKER_TTL_SECONDS = 7 * 24 * 3600
+# DynamoDB refuses partition keys over 2 KiB; a Message-ID that long is no real one.
+_MAX_MARKER_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,8 @@ class InboundPipeline:
             return
         if plan.destinations and self.config.rate_limit_per_hour:
             await self._rate_limit(received)
+        if plan.destinations:
+            await self._remember_automated(received.parsed)
         failures: list[MailflowError] = []
         for destination in plan.destinations.values():
             try:
@@ -186,6 +193,22 @@ class InboundPipeline:
         )
         if not counted:
             raise PolicyRejected(f"sender exceeded {limit} emails per hour", code="rate_limited")
+
+    async def _remember_automated(self, parsed: ParsedEmail) -> None:
+        """Mark an automated email's Message-ID (once per email, before any app has it),
+        so that the outbound side refuses an automatic reply to it: a mail loop stopped.
+
+        A failed write fails the email for a retry: an app could otherwise answer
+        automatically before the marker exists.
+        """
+        if not parsed.is_auto_reply or not parsed.message_id:
+            return
+        key = keys.automated_message(parsed.message_id)
+        if len(key.encode()) > _MAX_MARKER_KEY_BYTES:
+            log.warning("inbound.automated_marker_skipped", reason="message id too long")
+            return
+        with aws_errors("PutItem automated-message marker"):
+            await self.table.put_marker(key, ttl_seconds=_AUTOMATED_MARKER_TTL_SECONDS)
 
     async def _deliver(self, received: Received, destination: Destination) -> None:
         ses_id = received.notification.ses_message_id

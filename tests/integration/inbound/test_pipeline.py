@@ -283,3 +283,51 @@ async def test_a_pathological_header_is_delivered_with_its_defect(
     assert message["email"]["subject"] == "parens"
     assert message["metadata"]["parseDefects"]
     assert any("From" in d for d in message["metadata"]["parseDefects"])
+
+
+async def automated_marker_exists(aws: AwsClients, settings: Settings, message_id: str) -> bool:
+    from mailflow.aws import keys
+    from mailflow.aws.table import Table
+
+    return await Table(aws.dynamodb, settings.idempotency_table).exists(
+        keys.automated_message(message_id)
+    )
+
+
+async def test_an_auto_reply_leaves_a_marker_for_the_outbound_side(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    await inject(provisioned, aws, CORPUS["auto-reply.eml"], ["_app1@example.com"])
+    await inject(provisioned, aws, CORPUS["plain.eml"], ["_app1@example.com"])
+    await handle_next(provisioned, aws)
+    await handle_next(provisioned, aws)
+    messages = await app_messages(aws, provisioned, "app1", expect=2)
+    assert sorted(m["metadata"]["isAutoReply"] for m in messages) == [False, True]
+    assert await automated_marker_exists(aws, provisioned, "<ooo@sender.test>")
+    assert not await automated_marker_exists(aws, provisioned, "plain-1@sender.test")
+
+
+async def test_a_failed_marker_write_retries_the_email_before_any_app_has_it(
+    provisioned: Settings, aws: AwsClients
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from mailflow.errors import RetryableError
+
+    await inject(provisioned, aws, CORPUS["auto-reply.eml"], ["_app1@example.com"])
+    message = await next_inbound(provisioned, aws)
+    handler = InboundPipeline(provisioned, aws)
+    working = handler.table.put_marker
+
+    async def unavailable(key: str, ttl_seconds: int) -> None:
+        error = {"Error": {"Code": "InternalServerError", "Message": "try again"}}
+        raise ClientError(error, "PutItem")  # type: ignore[arg-type]
+
+    handler.table.put_marker = unavailable  # type: ignore[method-assign]
+    with pytest.raises(RetryableError):
+        await handler.handle(message)
+    assert await queue_count(aws.sqs, await aws.queues.url(provisioned.app_queue("app1"))) == 0
+    handler.table.put_marker = working  # type: ignore[method-assign]
+    await handler.handle(message)  # the redelivery
+    assert await automated_marker_exists(aws, provisioned, "ooo@sender.test")
+    assert len(await app_messages(aws, provisioned, "app1")) == 1
