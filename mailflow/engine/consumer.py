@@ -36,7 +36,7 @@ import anyio
 import structlog
 
 from mailflow.aws.clients import AwsClients
-from mailflow.contracts.failure import FailureRecord
+from mailflow.contracts.failure import FailureRecord, is_replayable
 from mailflow.engine.message import Deferral, Direction, Handler, Outcome, SqsMessage
 from mailflow.errors import MailflowError, Rejection, as_mailflow_error, describe, fate
 from mailflow.observability import metrics
@@ -153,6 +153,7 @@ def build_failure_record(
         error_code=f"retries_exhausted:{code}" if retryable else code,
         reason=str(exc) or type(exc).__name__,
         retryable=retryable,
+        replayable=is_replayable(code),
         attempts=message.receive_count,
         first_attempt_at=message.first_received_at,
         last_attempt_at=datetime.now(UTC),

@@ -1,4 +1,7 @@
-"""Operator tools: look into a queue, replay the DLQ. Not used by the worker itself."""
+"""Operator tools: look into a queue (replaying the DLQ is `mailflow.ops.redrive`).
+
+Not used by the worker itself.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailflow.aws.clients import AwsClients, open_clients
 from mailflow.contracts.base import wire_time
-from mailflow.contracts.failure import FailureRecord
 from mailflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -90,18 +92,22 @@ async def _redrive_of(clients: AwsClients, url: str, found: Peek) -> None:
     found.dead_letters = str(redrive_policy["deadLetterTargetArn"]).rsplit(":", 1)[-1]
     with contextlib.suppress(ClientError):
         dlq_url = await clients.queues.url(found.dead_letters)
-        found.dead_letter_count = await _visible(clients, dlq_url)
+        found.dead_letter_count = await visible_count(clients, dlq_url)
 
 
-async def _visible(clients: AwsClients, url: str) -> int:
+async def visible_count(clients: AwsClients, url: str) -> int:
+    """ApproximateNumberOfMessages: how many a scan of the queue can expect to see."""
     counts = await clients.sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )
     return int(counts["Attributes"]["ApproximateNumberOfMessages"])
 
 
-async def _give_back(clients: AwsClients, url: str, handles: list[str]) -> int:
-    """Make what peek held visible again at once; returns how many stay hidden."""
+async def give_back(clients: AwsClients, url: str, handles: list[str]) -> int:
+    """Make what a look (peek, redrive) held visible again at once.
+
+    Returns how many stay hidden: their hold lapses on its own, so nothing is lost.
+    """
     hidden = 0
     for start in range(0, len(handles), 10):
         batch = handles[start : start + 10]
@@ -133,7 +139,7 @@ async def peek(settings: Settings, queue: str, limit: int) -> Peek:
         url = await clients.queues.url(resolve_queue(settings, queue))
         found = Peek(queue=url.rstrip("/").rsplit("/", 1)[-1])
         await _redrive_of(clients, url, found)
-        waiting = await _visible(clients, url)
+        waiting = await visible_count(clients, url)
         handles: list[str] = []
         try:
             while len(found.messages) < limit:
@@ -154,44 +160,5 @@ async def peek(settings: Settings, queue: str, limit: int) -> Peek:
                 found.messages.extend(_shown(m) for m in batch)
         finally:
             with anyio.CancelScope(shield=True):
-                found.still_hidden = await _give_back(clients, url, handles)
+                found.still_hidden = await give_back(clients, url, handles)
     return found
-
-
-async def redrive(settings: Settings, limit: int, dry_run: bool) -> int:
-    """Move DLQ records' original bodies back to their source queues, then delete them.
-
-    A record that does not parse stays where it is (it is logged), so a replay never
-    loses the evidence.
-    """
-    moved = 0
-    async with open_clients(settings) as clients:
-        dlq_url = await clients.queues.url(settings.dlq)
-        while moved < limit:
-            response = await clients.sqs.receive_message(
-                QueueUrl=dlq_url,
-                MaxNumberOfMessages=min(10, limit - moved),
-                WaitTimeSeconds=1,
-                VisibilityTimeout=0 if dry_run else 30,
-            )
-            messages = response.get("Messages", [])
-            if not messages:
-                break
-            for raw in messages:
-                try:
-                    record = FailureRecord.model_validate_json(raw.get("Body", ""))
-                except ValueError:
-                    log.warning("redrive.unparseable_record", sqs_message_id=raw["MessageId"])
-                    continue
-                moved += 1
-                if dry_run:
-                    print(f"{record.sqs_message_id} -> {record.source_queue}: {record.reason}")
-                    continue
-                target = await clients.queues.url(record.source_queue)
-                await clients.sqs.send_message(QueueUrl=target, MessageBody=record.body)
-                await clients.sqs.delete_message(
-                    QueueUrl=dlq_url, ReceiptHandle=raw["ReceiptHandle"]
-                )
-            if dry_run:
-                break
-    return moved

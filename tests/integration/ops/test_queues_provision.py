@@ -11,7 +11,8 @@ from mailflow.cli import _peek_summary, main
 from mailflow.contracts.failure import FailureRecord
 from mailflow.engine.preflight import check_resources
 from mailflow.ops.provision import APP_QUEUE_MAX_RECEIVES, provision, provision_queue
-from mailflow.ops.queues import peek, redrive
+from mailflow.ops.queues import peek
+from mailflow.ops.redrive import Selection, redrive
 from mailflow.settings import Settings
 from tests.helpers import queue_count, receive_all
 
@@ -133,11 +134,11 @@ async def test_redrive_puts_bodies_back_where_they_came_from(
     )
     await aws.sqs.send_message(QueueUrl=dlq, MessageBody=record.to_wire())
     await aws.sqs.send_message(QueueUrl=dlq, MessageBody="not a record")
-    assert await redrive(provisioned, 10, dry_run=True) == 1
-    assert await redrive(provisioned, 10, dry_run=False) == 1
+    assert len((await redrive(provisioned, Selection(), limit=10, dry_run=True)).moved) == 1
+    assert len((await redrive(provisioned, Selection(), limit=10)).moved) == 1
     outbound = await aws.queues.url(provisioned.outbound_queue)
     assert await receive_all(aws.sqs, outbound, expect=1, timeout=5) == ['{"original": 1}']
-    # the unparseable record is kept as evidence (hidden for this run only), not dropped
+    # the unparseable record is kept as evidence, not dropped
     assert await queue_count(aws.sqs, dlq) == 1
 
 
