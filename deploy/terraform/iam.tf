@@ -96,6 +96,7 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid = "IdempotencyTable"
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",

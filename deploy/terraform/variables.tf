@@ -488,7 +488,7 @@ variable "create_configuration_set" {
 }
 
 variable "ses_event_types" {
-  description = "SES sending events published to the `<name>-ses-events` queue through the configuration set's topic."
+  description = "SES sending events published to the `<name>-ses-events` queue through the configuration set's topic. The default carries what the worker needs to settle sends and to count each app's feedback (SEND, REJECT, DELIVERY, BOUNCE, COMPLAINT, DELIVERY_DELAY) and must keep those: without BOUNCE and COMPLAINT the per-app bounce and complaint alarms stay silent. OPEN and CLICK are opt-in: apps get opened/clicked feedback only when they are added here, and SES then inserts a tracking pixel and rewrites links in every email sent through the configuration set."
   type        = list(string)
   default     = ["SEND", "REJECT", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY", "RENDERING_FAILURE"]
 
@@ -550,6 +550,61 @@ variable "complaint_rate_alarm_threshold" {
   validation {
     condition     = var.complaint_rate_alarm_threshold > 0 && var.complaint_rate_alarm_threshold < 1
     error_message = "complaint_rate_alarm_threshold is a fraction between 0 and 1."
+  }
+}
+
+variable "app_bounce_rate_alarm_threshold" {
+  description = "Alarm `<name>-<app>-bounce-rate` when an app's permanent bounces exceed this fraction of its sent emails over app_feedback_alarm_period_seconds (AWS reviews an account at 5%, pauses around 10%). Counted per email from the worker's log lines; deploy/prometheus/mailflow-rules.yml uses the same default."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.app_bounce_rate_alarm_threshold > 0 && var.app_bounce_rate_alarm_threshold < 1
+    error_message = "app_bounce_rate_alarm_threshold is a fraction between 0 and 1."
+  }
+}
+
+variable "app_complaint_rate_alarm_threshold" {
+  description = "Alarm `<name>-<app>-complaint-rate` when an app's complaints exceed this fraction of its sent emails over app_feedback_alarm_period_seconds (AWS reviews an account at 0.1%, pauses around 0.5%). deploy/prometheus/mailflow-rules.yml uses the same default."
+  type        = number
+  default     = 0.001
+
+  validation {
+    condition     = var.app_complaint_rate_alarm_threshold > 0 && var.app_complaint_rate_alarm_threshold < 1
+    error_message = "app_complaint_rate_alarm_threshold is a fraction between 0 and 1."
+  }
+}
+
+variable "app_bounce_rate_alarm_min_sent" {
+  description = "Volume guard of the per-app bounce-rate alarm: below this many emails sent by the app in the period its rate counts as 0, so 1 bounce of 2 mails does not page (the account-level alarms still watch the sum)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.app_bounce_rate_alarm_min_sent >= 1 && floor(var.app_bounce_rate_alarm_min_sent) == var.app_bounce_rate_alarm_min_sent
+    error_message = "app_bounce_rate_alarm_min_sent must be a whole number >= 1."
+  }
+}
+
+variable "app_complaint_rate_alarm_min_sent" {
+  description = "Volume guard of the per-app complaint-rate alarm: below this many emails sent by the app in the period its rate counts as 0. The default 1000 is 1 / app_complaint_rate_alarm_threshold: a single complaint never pages on its own."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.app_complaint_rate_alarm_min_sent >= 1 && floor(var.app_complaint_rate_alarm_min_sent) == var.app_complaint_rate_alarm_min_sent
+    error_message = "app_complaint_rate_alarm_min_sent must be a whole number >= 1."
+  }
+}
+
+variable "app_feedback_alarm_period_seconds" {
+  description = "Window of the per-app bounce and complaint rates: bounces (complaints) counted in it divided by emails sent in it. Longer windows let low-volume apps reach the volume guards; bounces arrive minutes after the send, complaints hours or days."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.app_feedback_alarm_period_seconds >= 300 && var.app_feedback_alarm_period_seconds <= 86400 && var.app_feedback_alarm_period_seconds % 60 == 0
+    error_message = "app_feedback_alarm_period_seconds must be a multiple of 60 between 300 and 86400 (a CloudWatch alarm evaluates at most one day)."
   }
 }
 

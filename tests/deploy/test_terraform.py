@@ -311,8 +311,13 @@ def test_alarms_and_autoscaling_exist(module: Module) -> None:
         "Reputation.ComplaintRate",
         "${aws_cloudwatch_log_metric_filter.messages_failed.metric_transformation[0].name}",
     }
-    # The one metric-math alarm starts a task from zero (tests/deploy/test_tf_scaling.py).
-    assert {name for name, a in alarms.items() if "metric_name" not in a} == {"wake_up"}
+    # Metric-math alarms: one starts a task from zero (tests/deploy/test_tf_scaling.py),
+    # two per app divide feedback by sent (tests/deploy/test_tf_feedback_alarms.py).
+    assert {name for name, a in alarms.items() if "metric_name" not in a} == {
+        "wake_up",
+        "app_bounce_rate",
+        "app_complaint_rate",
+    }
     policy = str(module.resource("aws_appautoscaling_policy", "backlog"))
     assert 'aws_sqs_queue.this["inbound"].name' in policy
     assert 'aws_sqs_queue.this["outbound"].name' in policy
