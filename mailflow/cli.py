@@ -1,5 +1,5 @@
 """Command line: `mailflow run | local | provision | check-config | peek | redrive |
-inject | send | schema`.
+suppression | inject | send | schema`.
 
 `run` is the worker; everything else is an operator or developer tool (`mailflow.ops`,
 `mailflow.local`) that runs with the operator's credentials, never the task role's.
@@ -37,7 +37,8 @@ each app's SQS queue as JSON; apps put JSON on the outbound queue to send mail.
   mailflow run        run the worker (production: ECS Fargate)
 
 Configuration comes from MAILFLOW_* and AWS_* environment variables (see README.md).
-Commands that act on AWS resources (provision, inject, send, peek, redrive) need
+Commands that act on AWS resources (provision, inject, send, peek, redrive,
+suppression) need
 AWS_ENDPOINT_URL (an emulator), or --aws to act on the account your credentials name.
 """
 
@@ -175,13 +176,82 @@ def _peek_summary(found: Peek) -> list[str]:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from mailflow.ops.queues import redrive
+    """Replay the selected failure records; exit 1 when a selected record could not move."""
+    from datetime import UTC, datetime
+
+    from mailflow.ops.redrive import build_selection, format_table, redrive
+
+    try:
+        selection = build_selection(
+            app=args.app,
+            codes=args.codes,
+            direction=args.direction,
+            since=args.since,
+            until=args.until,
+            now=datetime.now(UTC),
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    settings = _target(args)
+    report = anyio.run(
+        lambda: redrive(
+            settings, selection, limit=args.limit, dry_run=args.dry_run, force=args.force
+        )
+    )
+    if report.moved:
+        for line in format_table(report.moved):
+            print(line)
+    for record, why in report.failed:
+        print(
+            f"failed: {record.sqs_message_id} -> {record.source_queue}: {why} (left in the DLQ)",
+            file=sys.stderr,
+        )
+    for line in report.summary():
+        print(line)
+    return 1 if report.failed else 0
+
+
+def cmd_suppression(args: argparse.Namespace) -> int:
+    """List, add, remove or check suppressed addresses; `check` exits 1 when suppressed."""
+    from mailflow.ops import suppression
 
     settings = _target(args)
-    moved = anyio.run(redrive, settings, args.limit, args.dry_run)
-    verb = "would redrive" if args.dry_run else "redrove"
-    print(f"{verb} {moved} record(s) from {settings.dlq}")
-    return 0
+    if args.action == "list":
+        found = anyio.run(lambda: suppression.entries(settings, args.app))
+        for entry in found:
+            fields = (entry.address, entry.reason, entry.since, entry.app or "-", entry.detail)
+            print("\t".join(fields))
+        print(f"{len(found)} suppressed", file=sys.stderr)
+        return 0
+    address = _address(args.address)
+    if args.action == "add":
+        added = anyio.run(lambda: suppression.add(settings, address, args.reason))
+        print(f"{address}: {'suppressed' if added else 'was already suppressed'}")
+        return 0
+    if args.action == "remove":
+        removed = anyio.run(lambda: suppression.remove(settings, address))
+        print(f"{address}: removed ({removed.detail})" if removed else f"{address}: not suppressed")
+        return 0
+    found_entry = anyio.run(lambda: suppression.check(settings, address))
+    print(found_entry.describe() if found_entry else f"{address} is not suppressed")
+    return 1 if found_entry else 0
+
+
+def _address(text: str) -> str:
+    if "@" not in text or any(c.isspace() for c in text.strip()):
+        raise ConfigurationError(f"{text!r} is not an email address")
+    return text.strip().lower()
+
+
+def _positive(text: str) -> int:
+    """A count of at least 1 (argparse `type`: a wrong one is a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -257,6 +327,48 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+def _add_redrive(sub: argparse._SubParsersAction[_Parser]) -> None:
+    redrive = sub.add_parser(
+        "redrive",
+        help="put selected DLQ records' bodies back on their queues",
+        description=(
+            "Put the original body of each selected failure record in MAILFLOW_DLQ back on"
+            " the queue it came from (sourceQueue), then delete the record. Filters combine"
+            " (all must match); without any, every record is selected. Records that can"
+            " never succeed on replay (a virus or other verdict, a forged writer, a send"
+            " that may have happened) are skipped unless --force. Records not selected or"
+            " not parseable stay in the DLQ: each is received once and made visible again."
+        ),
+    )
+    redrive.add_argument("--app", help="only records about this app")
+    redrive.add_argument(
+        "--code", dest="codes", action="append", metavar="CODE",
+        help="only records with this errorCode (repeat for several)",
+    )  # fmt: skip
+    redrive.add_argument(
+        "--direction", choices=["inbound", "outbound", "events"], help="only this direction"
+    )
+    redrive.add_argument(
+        "--since", metavar="TIME",
+        help="only records whose lastAttemptAt is at or after TIME: ISO 8601"
+        " (2026-03-03T09:00:00Z; no offset means UTC) or ago (30m, 2h, 3d, 1w)",
+    )  # fmt: skip
+    redrive.add_argument(
+        "--until", metavar="TIME", help="only records whose lastAttemptAt is before TIME"
+    )
+    redrive.add_argument(
+        "--limit", type=_positive, default=100, help="move at most this many [100]"
+    )
+    redrive.add_argument(
+        "--dry-run", action="store_true", help="print what would move as a table; move nothing"
+    )
+    redrive.add_argument(
+        "--force", action="store_true", help="move records marked not replayable as well"
+    )
+    _aws_flag(redrive)
+    redrive.set_defaults(func=cmd_redrive)
+
+
 def _add_inject(sub: argparse._SubParsersAction[_Parser]) -> None:
     inject = sub.add_parser(
         "inject",
@@ -308,6 +420,28 @@ def _aws_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_suppression(sub: argparse._SubParsersAction[_Parser]) -> None:
+    suppression = sub.add_parser(
+        "suppression",
+        help="the suppression list: addresses mailflow no longer sends to",
+        description="Hard bounces and complaints put addresses on the list (soft bounces"
+        " past a threshold too); outbound mail to them is refused with reason suppressed."
+        " check exits 1 when the address is suppressed.",
+    )
+    actions = suppression.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = actions.add_parser("list", help="every suppressed address (scans the table)")
+    listing.add_argument("--app", help="only those the app's mail put on the list")
+    add = actions.add_parser("add", help="suppress an address by hand")
+    add.add_argument("address")
+    add.add_argument("--reason", default="added by an operator", help="why (kept with it)")
+    for name, text in (("remove", "let mail to it through again"), ("check", "is it?")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("address")
+    for action in (listing, add, *[actions.choices[n] for n in ("remove", "check")]):
+        _aws_flag(action)
+    suppression.set_defaults(func=cmd_suppression)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mailflow", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
@@ -349,13 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     peek.add_argument("--max", type=int, default=10, help="show at most this many [10]")
     _aws_flag(peek)
     peek.set_defaults(func=cmd_peek)
-    redrive = sub.add_parser("redrive", help="put DLQ records' bodies back on their queues")
-    redrive.add_argument("--limit", type=int, default=100, help="move at most this many [100]")
-    redrive.add_argument(
-        "--dry-run", action="store_true", help="list what would move; move nothing"
-    )
-    _aws_flag(redrive)
-    redrive.set_defaults(func=cmd_redrive)
+    _add_redrive(sub)
+    _add_suppression(sub)
     schema = sub.add_parser("schema", help="write JSON Schema files of every contract")
     schema.add_argument(
         "directory", nargs="?", default="schemas", help="where to write them [./schemas]"

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mailflow.envlist import split_list
 from mailflow.errors import ConfigurationError
+from mailflow.feedback.config import FeedbackSettings
 from mailflow.inbound.config import InboundSettings
 from mailflow.outbound.config import OutboundSettings
 
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
 
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
     @field_validator("domains", mode="before")
     @classmethod

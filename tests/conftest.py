@@ -69,8 +69,9 @@ LOCALSTACK_SUITES = (
     "tests/integration/inbound/",
     "tests/integration/outbound/",
 )
-# A test using one of these fixtures stays on moto: the FaultProxy fronts moto only.
-MOTO_ONLY_FIXTURES = frozenset({"proxy"})
+# A test using one of these fixtures stays on moto: the FaultProxy fronts moto only, and
+# the SES event feed reads moto's sent mail and publishes to moto's SQS.
+MOTO_ONLY_FIXTURES = frozenset({"proxy", "feed"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

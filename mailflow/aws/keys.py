@@ -28,11 +28,6 @@ def send_marker(app: str, correlation_id: str) -> str:
     return f"outbound-send#{app}#{correlation_id}"
 
 
-def send_evidence(token: str) -> str:
-    """Evidence: SES published an event for the send attempt whose token this is."""
-    return f"ses-evidence#{token}"
-
-
 def events_watermark() -> str:
     """The latest send time of any SES event the worker has processed (events flow)."""
     return "ses-events#watermark"
@@ -41,6 +36,35 @@ def events_watermark() -> str:
 def status_notice(event_id: str) -> str:
     """Notice: this status event is on its app's queue (not emitted again on a repeat)."""
     return f"notice#{event_id}"
+
+
+def automated_message(message_id: str) -> str:
+    """Marker: mailflow received this Message-ID as automated mail (auto-reply, bounce,
+    bulk); an automatic reply to it would start a mail loop. Brackets and blanks are
+    stripped, so `<id@host>` and `id@host` are one key."""
+    return f"automated#{message_id.strip().strip('<>').strip()}"
+
+
+def send_token(token: str) -> str:
+    """One send attempt, by its token: which app and correlation id it was for, and
+    (once SES published an event for it) SES's message id. Lives as long as SES can send
+    feedback (bounces, complaints) for the email."""
+    return f"send#{token}"
+
+
+def suppressed(address: str) -> str:
+    """Suppression: mail to this address is refused (hard bounce, complaint, operator)."""
+    return f"suppressed#{address.strip().lower()}"
+
+
+def soft_bounces(address: str) -> str:
+    """Counter: transient bounces of this address within the current window."""
+    return f"softbounce#{address.strip().lower()}"
+
+
+def loop_window(app: str, address: str, now: datetime) -> str:
+    """Counter: one app's automatic emails to one address in one clock hour."""
+    return f"loop#{app}#{now:%Y%m%d%H}#{address.strip().lower()}"
 
 
 def senders_roster() -> str:

@@ -263,21 +263,31 @@ class Table:
 
     # --- SES's events: evidence per attempt, and how far they have come -------------
 
-    async def record_evidence(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
-        """Keep the first event's facts for an attempt (later events add nothing here)."""
+    async def remember(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
+        """Write an item of string fields (a fresh key: nothing to overwrite)."""
         item = {k: {"S": v} for k, v in fields.items()}
         item[KEY_ATTRIBUTE] = {"S": key}
         item[TTL_ATTRIBUTE] = {"N": str(int(self.clock() + ttl_seconds))}
-        try:
-            await self.dynamodb.put_item(
-                TableName=self.name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE},
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise
+        await self.dynamodb.put_item(TableName=self.name, Item=item)
+
+    async def record_evidence(
+        self, key: str, fields: dict[str, str], ttl_seconds: int
+    ) -> dict[str, str]:
+        """Add the first event's facts to an attempt's item (later events keep them) and
+        return the whole item: one call learns whose email the event is about too."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values: dict[str, Any] = {f":f{i}": {"S": v} for i, v in enumerate(fields.values())}
+        values[":exp"] = {"N": str(int(self.clock() + ttl_seconds))}
+        sets = [f"#f{i} = if_not_exists(#f{i}, :f{i})" for i in range(len(fields))]
+        response = await self.dynamodb.update_item(
+            TableName=self.name,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            UpdateExpression="SET " + ", ".join([*sets, "#exp = if_not_exists(#exp, :exp)"]),
+            ExpressionAttributeNames={**names, "#exp": TTL_ATTRIBUTE},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return {k: v["S"] for k, v in response.get("Attributes", {}).items() if "S" in v}
 
     async def read_fields(self, key: str) -> dict[str, str] | None:
         """An item's string attributes (consistent read); None when there is none."""
@@ -334,6 +344,57 @@ class Table:
                 TTL_ATTRIBUTE: {"N": str(int(self.clock() + ttl_seconds))},
             },
         )
+
+    # --- lists kept for ever (suppression) -----------------------------------------
+
+    async def put_if_absent(self, key: str, fields: dict[str, str]) -> bool:
+        """Write an item that never expires unless one is there; False when one was."""
+        item = {k: {"S": v} for k, v in fields.items()}
+        item[KEY_ATTRIBUTE] = {"S": key}
+        try:
+            await self.dynamodb.put_item(
+                TableName=self.name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
+
+    async def read_many(self, keys: list[str]) -> dict[str, dict[str, str]]:
+        """Items by key (consistent BatchGetItem; absent keys are absent from the result)."""
+        found: dict[str, dict[str, str]] = {}
+        pending: list[str] = list(dict.fromkeys(keys))
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [{KEY_ATTRIBUTE: {"S": k}} for k in batch],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(5):
+                response = await self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.name, []):
+                    fields = {k: v["S"] for k, v in item.items() if "S" in v}
+                    found[fields[KEY_ATTRIBUTE]] = fields
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+            else:
+                raise RuntimeError(f"DynamoDB left keys unread after 5 tries: {request}")
+        return found
+
+    async def delete(self, key: str) -> dict[str, str] | None:
+        """Remove an item; what it held, or None when there was none."""
+        response = await self.dynamodb.delete_item(
+            TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ReturnValues="ALL_OLD"
+        )
+        old = response.get("Attributes")
+        return {k: v["S"] for k, v in old.items() if "S" in v} if old else None
 
     # --- rate windows ----------------------------------------------------------------
 

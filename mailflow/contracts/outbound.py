@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from mailflow.contracts import feedback
 from mailflow.contracts.base import Instant, OneOrMany, WireModel
 
 
@@ -132,7 +133,16 @@ class SendOptions(WireModel):
     )
     auto_submitted: Literal["auto-generated", "auto-replied", "no"] | None = Field(
         default=None,
-        description="RFC 3834 Auto-Submitted header; default from settings (auto-generated).",
+        description="RFC 3834 Auto-Submitted header; default from settings (auto-generated)."
+        " 'no' says a person wrote it: only then may it answer mail mailflow received as"
+        " automated (auto-replies, bounces, bulk), and the per-recipient loop limit does"
+        " not count it.",
+    )
+    tracking: bool = Field(
+        default=False,
+        description="Track opens and clicks (SES rewrites links, adds an image): the app"
+        " gets email.opened and email.clicked. Needs a tracking configuration set"
+        " (MAILFLOW_OUTBOUND__TRACKING_CONFIGURATION_SET); without one it is sent untracked.",
     )
 
     @field_validator("priority", mode="before")
@@ -169,6 +179,14 @@ def event_id(event_type: str, *parts: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, "\x00".join((event_type, *parts))))
 
 
+class SkippedRecipient(WireModel):
+    """A recipient an email was not sent to, and why."""
+
+    address: str
+    reason: Literal["suppressed", "loop_suspected"]
+    detail: str = Field(description="Why, e.g. 'permanent bounce (General): smtp; 550 ...'.")
+
+
 class EmailSentEvent(WireModel):
     """Put on the app's queue once SES accepted the email."""
 
@@ -180,7 +198,12 @@ class EmailSentEvent(WireModel):
     ses_message_id: str = Field(description="The id SES returned (its bounce/complaint key).")
     message_id: str = Field(description="The Message-ID header mailflow set, with brackets.")
     sent_at: Instant
-    recipients: int = Field(description="Number of envelope recipients (to + cc + bcc).")
+    recipients: int = Field(description="Number of envelope recipients SES sent it to.")
+    skipped: list[SkippedRecipient] | None = Field(
+        default=None,
+        description="Recipients it was not sent to (the others got it): suppressed"
+        " addresses and addresses over the loop limit. Absent when there are none.",
+    )
 
 
 class EmailFailedEvent(WireModel):
@@ -201,7 +224,18 @@ class EmailFailedEvent(WireModel):
     )
 
 
-class OutboundStatusEvent(
-    RootModel[Annotated[EmailSentEvent | EmailFailedEvent, Field(discriminator="type")]]
-):
+StatusEvent = (
+    EmailSentEvent
+    | EmailFailedEvent
+    | feedback.EmailDeliveredEvent
+    | feedback.EmailBouncedEvent
+    | feedback.EmailComplainedEvent
+    | feedback.EmailDelayedEvent
+    | feedback.EmailRejectedEvent
+    | feedback.EmailOpenedEvent
+    | feedback.EmailClickedEvent
+)
+
+
+class OutboundStatusEvent(RootModel[Annotated[StatusEvent, Field(discriminator="type")]]):
     """Any status event; dispatch on `type`."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,19 @@ from mailflow.errors import ValidationFailed
 SEND_TOKEN_TAG = "mailflow-send"  # noqa: S105  (a tag name, not a secret)
 SEND_TOKEN_HEADER = "X-Mailflow-Send"  # noqa: S105
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
+# Where each event type keeps its own facts (event publishing and notification formats).
+_DETAIL_KEY = {
+    "Send": "send",
+    "Delivery": "delivery",
+    "Bounce": "bounce",
+    "Complaint": "complaint",
+    "Reject": "reject",
+    "DeliveryDelay": "deliveryDelay",
+    "Open": "open",
+    "Click": "click",
+    "Rendering Failure": "failure",
+    "Subscription": "subscription",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class SesEvent:
     sent_at: float  # mail.timestamp, epoch seconds
     token: str | None  # None for mail not sent by this version of mailflow
     message_id: str | None  # the Message-ID header, when SES passed it on
+    detail: dict[str, Any] = field(default_factory=dict)  # `bounce`, `delivery`, ...
 
 
 def parse_event(body: str) -> SesEvent:
@@ -58,7 +72,13 @@ def parse_event(body: str) -> SesEvent:
         sent_at=_timestamp(mail.get("timestamp")),
         token=_token(mail),
         message_id=_common_header(mail, "messageId"),
+        detail=_detail(document, event_type),
     )
+
+
+def _detail(document: dict[str, Any], event_type: str) -> dict[str, Any]:
+    detail = document.get(_DETAIL_KEY.get(event_type, ""))
+    return detail if isinstance(detail, dict) else {}
 
 
 def _json(text: str, what: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.parser import Parser
+from email.policy import compat32
 from email.policy import default as default_policy
+from email.utils import getaddresses
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +34,12 @@ from mailflow.feedback.event import SEND_TOKEN_HEADER, SEND_TOKEN_TAG
 from mailflow.settings import Settings
 
 ACCOUNT_ID = "123456789012"
+# SES's mailbox simulator: what each address makes SES report (the rest: delivered).
+SIMULATOR = {
+    "bounce@simulator.amazonses.com": "bounce",
+    "complaint@simulator.amazonses.com": "complaint",
+    "suppressionlist@simulator.amazonses.com": "suppressed",
+}
 _POLL_SECONDS = 0.2
 
 
@@ -92,6 +100,44 @@ def delivery_detail(destinations: list[str], at: datetime) -> dict[str, Any]:
     }
 
 
+def bounce_detail(
+    recipients: list[str], at: datetime, bounce_type: str = "Permanent", subtype: str = "General"
+) -> dict[str, Any]:
+    """A `bounce` object as SES publishes it (the mailbox simulator's bounce@ gives this
+    one; `suppressionlist@` gives subtype OnAccountSuppressionList)."""
+    permanent = bounce_type == "Permanent"
+    return {
+        "bounceType": bounce_type,
+        "bounceSubType": subtype,
+        "bouncedRecipients": [
+            {
+                "emailAddress": r,
+                "action": "failed",
+                "status": "5.1.1" if permanent else "4.2.2",
+                "diagnosticCode": "smtp; 550 5.1.1 user unknown"
+                if permanent
+                else "smtp; 452 4.2.2 mailbox full",
+            }
+            for r in recipients
+        ],
+        "timestamp": _iso(at),
+        "feedbackId": f"0100{uuid.uuid4().hex}-000000",
+        "reportingMTA": "dns; email.example.com",
+    }
+
+
+def complaint_detail(recipients: list[str], at: datetime) -> dict[str, Any]:
+    """A `complaint` object as SES publishes it for the simulator's complaint@."""
+    return {
+        "complainedRecipients": [{"emailAddress": r} for r in recipients],
+        "timestamp": _iso(at),
+        "feedbackId": f"0100{uuid.uuid4().hex}-000000",
+        "userAgent": "Amazon SES Mailbox Simulator",
+        "complaintFeedbackType": "abuse",
+        "arrivalDate": _iso(at),
+    }
+
+
 def sns_envelope(event: dict[str, Any], topic_arn: str) -> dict[str, Any]:
     """SNS's `Notification` wrapper, as an SQS subscription without raw delivery gets it."""
     return {
@@ -107,11 +153,21 @@ def sns_envelope(event: dict[str, Any], topic_arn: str) -> dict[str, Any]:
     }
 
 
-def _addresses(destinations: Any) -> list[str]:
-    """moto keeps a raw send's destinations as a list, a simple send's as a dict of lists."""
+def _addresses(destinations: Any, raw_mime: str) -> list[str]:
+    """The envelope SES was given. moto keeps a simple send's destinations as a dict of
+    lists; for a raw send, the request's Destination followed by every address in the
+    To, Cc and Bcc headers (moto's ses `send_raw_email`), which are cut off here: SES
+    delivers to the Destination only."""
     if isinstance(destinations, dict):
-        return [str(a) for values in destinations.values() for a in values]
-    return [str(a) for a in destinations]
+        listed = [str(a) for values in destinations.values() for a in values]
+    else:
+        message = Parser(policy=compat32).parsestr(raw_mime, headersonly=True)
+        fields = [message[h] for h in ("TO", "CC", "BCC") if h in message]
+        from_headers = [a for _, a in getaddresses([str(f) for f in fields]) if a]
+        listed = [str(a) for a in destinations]
+        if from_headers and len(listed) >= len(from_headers):
+            listed = listed[: len(listed) - len(from_headers)]
+    return list(dict.fromkeys(listed))
 
 
 def _iso(at: datetime) -> str:
@@ -176,15 +232,30 @@ class SesEventFeed:
 
     def _events(self, message: Any) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
+        raw = str(getattr(message, "raw_data", ""))
         common: dict[str, Any] = {
             "ses_message_id": message.id,
             "source": str(getattr(message, "source", "")),
-            "destinations": _addresses(getattr(message, "destinations", [])),
-            "raw_mime": str(getattr(message, "raw_data", "")),
+            "destinations": _addresses(getattr(message, "destinations", []), raw),
+            "raw_mime": raw,
             "sent_at": now,
             "configuration_set": self.configuration_set,
         }
-        return [
-            ses_event("Send", **common),
-            ses_event("Delivery", **common, detail=delivery_detail(common["destinations"], now)),
-        ]
+        by_fate: dict[str, list[str]] = {}
+        for address in common["destinations"]:
+            by_fate.setdefault(SIMULATOR.get(address.lower(), "delivered"), []).append(address)
+        events = [ses_event("Send", **common)]
+        delivered = by_fate.get("delivered", []) + by_fate.get("complaint", [])
+        if delivered:
+            events.append(ses_event("Delivery", **common, detail=delivery_detail(delivered, now)))
+        if by_fate.get("bounce"):
+            events.append(
+                ses_event("Bounce", **common, detail=bounce_detail(by_fate["bounce"], now))
+            )
+        if by_fate.get("suppressed"):
+            detail = bounce_detail(by_fate["suppressed"], now, subtype="OnAccountSuppressionList")
+            events.append(ses_event("Bounce", **common, detail=detail))
+        if by_fate.get("complaint"):
+            detail = complaint_detail(by_fate["complaint"], now)
+            events.append(ses_event("Complaint", **common, detail=detail))
+        return events

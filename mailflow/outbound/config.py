@@ -127,6 +127,23 @@ class OutboundSettings(BaseModel):
         " other mail or end as send_outcome_unknown.",
     )
 
+    # --- mail loops ----------------------------------------------------------------
+    loop_limit_per_hour: int = Field(
+        default=50,
+        ge=0,
+        description="At most this many automatic emails (Auto-Submitted other than `no`)"
+        " from one app to one address per clock hour; more are refused as loop_suspected"
+        " (two auto-responders answering each other). 0: no limit.",
+    )
+
+    # --- tracking ------------------------------------------------------------------
+    tracking_configuration_set: str | None = Field(
+        default=None,
+        description="Configuration set with open and click tracking, used instead of"
+        " configuration_set for emails that ask for it (`options.tracking`); unset:"
+        " no email is tracked, and opens and clicks never reach apps.",
+    )
+
     # --- composition ---------------------------------------------------------------
     auto_submitted: Literal["auto-generated", "no"] = Field(
         default="auto-generated",

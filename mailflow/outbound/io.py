@@ -9,6 +9,7 @@ mid-stream once it outgrows the size budget instead of being buffered whole.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,12 +20,17 @@ from mailflow.aws import keys
 from mailflow.aws.clients import AwsClients
 from mailflow.aws.table import Table
 from mailflow.contracts.failure import FailureRecord
-from mailflow.contracts.outbound import EmailFailedEvent, EmailSentEvent, event_id
+from mailflow.contracts.outbound import (
+    EmailFailedEvent,
+    EmailSentEvent,
+    SkippedRecipient,
+    event_id,
+)
 from mailflow.errors import PolicyRejected, aws_errors, describe
 from mailflow.feedback.event import SEND_TOKEN_TAG
 from mailflow.outbound.compose import LoadedAttachment
 from mailflow.outbound.config import OutboundSettings
-from mailflow.outbound.validation import AttachmentPlan, ValidatedEmail
+from mailflow.outbound.validation import AttachmentPlan, Mailbox, ValidatedEmail
 from mailflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,16 +105,30 @@ async def _fetch_one(s3: S3Client, plan: AttachmentPlan, room: int, limit: int) 
 
 
 def send_email_request(
-    email: ValidatedEmail, raw: bytes, configuration_set: str | None, token: str
+    email: ValidatedEmail,
+    raw: bytes,
+    configuration_set: str | None,
+    token: str,
+    skip: set[str] | None = None,
 ) -> dict[str, Any]:
     """SESv2 SendEmail arguments: the envelope (Bcc only here), the raw MIME, the attempt's
-    token as a message tag (SES returns it in every event about this email)."""
+    token as a message tag (SES returns it in every event about this email).
+
+    `skip` (lower-cased addresses: suppressed, over the loop limit) leaves the envelope
+    only: the headers still show every recipient the app addressed, as a person would
+    have written them, but SES delivers only to the envelope.
+    """
+    skip = skip or set()
+
+    def envelope(mailboxes: tuple[Mailbox, ...]) -> list[str]:
+        return [m.address for m in mailboxes if m.address.lower() not in skip]
+
     request: dict[str, Any] = {
         "FromEmailAddress": email.sender.address,
         "Destination": {
-            "ToAddresses": [m.address for m in email.to],
-            "CcAddresses": [m.address for m in email.cc],
-            "BccAddresses": [m.address for m in email.bcc],
+            "ToAddresses": envelope(email.to),
+            "CcAddresses": envelope(email.cc),
+            "BccAddresses": envelope(email.bcc),
         },
         "Content": {"Raw": {"Data": raw}},
         "EmailTags": [{"Name": SEND_TOKEN_TAG, "Value": token}],
@@ -164,8 +184,11 @@ class StatusEvents:
             if "sentAt" in result
             else datetime.now(UTC),
             recipients=int(result.get("recipients", "0")),
+            skipped=[SkippedRecipient.model_validate(s) for s in json.loads(result["skipped"])]
+            if "skipped" in result
+            else None,
         )
-        await self._emit(app, event.type, event.model_dump_json(by_alias=True))
+        await self._emit(app, event.type, event.to_wire())
 
     async def failed(
         self, app: str, correlation_id: str | None, record: FailureRecord, body: str
@@ -196,6 +219,10 @@ class StatusEvents:
             await self.table.put_marker(notice, NOTICE_TTL_SECONDS)
         except Exception as exc:
             log.warning("outbound.notice_not_recorded", error=describe(exc))
+
+    async def feedback(self, app: str, event_type: str, body: str) -> None:
+        """An event from SES's feedback (`email.bounced`, ...): repeats carry its eventId."""
+        await self._emit(app, event_type, body)
 
     async def _noticed(self, notice: str) -> bool:
         try:

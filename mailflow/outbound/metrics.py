@@ -78,3 +78,8 @@ SEND_SECONDS = Histogram(
     "Duration of SES SendEmail calls.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+SKIPPED = Counter(
+    "mailflow_outbound_recipients_skipped_total",
+    "Recipients an email was not sent to, by app and reason (suppressed, loop_suspected).",
+    ["app", "reason"],
+)

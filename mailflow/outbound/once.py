@@ -36,11 +36,12 @@ from mailflow.aws import keys
 from mailflow.aws.table import Claim, SendMark, Table
 from mailflow.errors import describe
 from mailflow.feedback.event import SesEvent
+from mailflow.feedback.report import SentBy
 from mailflow.outbound.validation import ValidatedEmail
 
 log = structlog.get_logger("mailflow.outbound")
 
-EVIDENCE_TTL_SECONDS = 3 * 24 * 3600  # longer than any claim lives
+EVIDENCE_TTL_SECONDS = 3 * 24 * 3600  # longer than any claim lives (the watermark)
 _VOIDED_KEPT = 10_000  # tokens this process saw refused, when the marker could not go
 
 
@@ -61,29 +62,37 @@ class Resolution:
 
 @dataclass
 class SendEvidence:
-    """SES's events, as far as exactly-once needs them: per-token evidence, the watermark.
-
-    The watermark is the latest send time among the events processed; written only when
-    it moves by a second or more, so most events cost one write, not two.
+    """SES's events, as far as exactly-once and feedback need them: per attempt, the
+    first event's SES message id (on the item that says whose attempt it was); and the
+    watermark, the latest send time among the events processed, written only when it
+    moves by a second or more, so most events cost one write, not two.
     """
 
     table: Table
+    ttl_seconds: int = 30 * 24 * 3600
     _written: float = 0.0
 
-    async def record(self, event: SesEvent) -> None:
+    async def record(self, event: SesEvent) -> SentBy | None:
+        """Record the event; whose email it is about, when mailflow sent it."""
+        sent_by = None
         if event.token:
             fields = {"sesMessageId": event.ses_message_id, "eventType": event.event_type}
-            await self.table.record_evidence(
-                keys.send_evidence(event.token), fields, EVIDENCE_TTL_SECONDS
+            item = await self.table.record_evidence(
+                keys.send_token(event.token), fields, self.ttl_seconds
             )
+            if item.get("app") and item.get("correlationId"):
+                sent_by = SentBy(item["app"], item["correlationId"], item.get("tracking") == "1")
         if event.sent_at >= self._written + 1.0:
             await self.table.advance_mark(
                 keys.events_watermark(), event.sent_at, EVIDENCE_TTL_SECONDS
             )
             self._written = event.sent_at
+        return sent_by
 
     async def for_token(self, token: str) -> dict[str, str] | None:
-        return await self.table.read_fields(keys.send_evidence(token))
+        """The first event's facts for attempt `token`; None while SES has told nothing."""
+        found = await self.table.read_fields(keys.send_token(token))
+        return found if found and "sesMessageId" in found else None
 
     async def watermark(self) -> float | None:
         return await self.table.read_mark(keys.events_watermark())
@@ -97,6 +106,7 @@ class SendLedger:
     lease_seconds: float
     ttl_seconds: int
     events_flow: bool = False  # an events consumer feeds `SendEvidence`
+    feedback_ttl_seconds: int = 30 * 24 * 3600  # how long an attempt's app is remembered
     settle_seconds: float = 120.0
     window_seconds: float = 900.0
     clock: Callable[[], float] = time.time
@@ -104,7 +114,7 @@ class SendLedger:
     evidence: SendEvidence = field(init=False)
 
     def __post_init__(self) -> None:
-        self.evidence = SendEvidence(self.table)
+        self.evidence = SendEvidence(self.table, self.feedback_ttl_seconds)
 
     async def claim(self, email: ValidatedEmail) -> Claim:
         return await self.table.claim(
@@ -113,6 +123,14 @@ class SendLedger:
             lease_seconds=self.lease_seconds,
             ttl_seconds=self.ttl_seconds,
         )
+
+    async def remember(self, email: ValidatedEmail, token: str, tracking: bool) -> None:
+        """Whose attempt `token` is: SES's events carry only the token, and must find the
+        app (for bounces, complaints) for as long as SES can send them."""
+        fields = {"app": email.app, "correlationId": email.correlation_id}
+        if tracking:
+            fields["tracking"] = "1"
+        await self.table.remember(keys.send_token(token), fields, self.feedback_ttl_seconds)
 
     async def mark_send(self, email: ValidatedEmail, token: str) -> SendMark | None:
         """Write attempt `token`'s marker; None on success, else the earlier attempt's."""

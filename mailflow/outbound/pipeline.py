@@ -19,10 +19,12 @@ a re-send with `DelaySeconds` (the message stays queued, its receive count start
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
@@ -30,6 +32,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from mailflow.aws.clients import AwsClients
 from mailflow.aws.table import SendMark, Table
 from mailflow.contracts.failure import FailureRecord
+from mailflow.contracts.outbound import SkippedRecipient
 from mailflow.engine.budget import ByteBudget
 from mailflow.engine.cpu import run_cpu
 from mailflow.engine.message import BackgroundJob, Deferral, Direction, Outcome, SqsMessage
@@ -42,6 +45,7 @@ from mailflow.errors import (
     describe,
     fate,
 )
+from mailflow.feedback.suppression import SuppressionList
 from mailflow.outbound import metrics
 from mailflow.outbound.compose import compose, message_id_for
 from mailflow.outbound.governor import SendGovernor
@@ -56,6 +60,7 @@ from mailflow.outbound.io import (
 )
 from mailflow.outbound.once import SendLedger, new_token
 from mailflow.outbound.schedule import defer_seconds
+from mailflow.outbound.screen import RecipientScreen
 from mailflow.outbound.validation import ValidatedEmail, parse_message, raw_source, validate
 from mailflow.settings import Settings
 
@@ -119,10 +124,14 @@ class OutboundPipeline:
             events_flow=bool(settings.ses_events_queue and self.config.configuration_set),
             settle_seconds=settings.outcome_settle_seconds,
             window_seconds=self.config.unknown_outcome_after_seconds,
+            feedback_ttl_seconds=settings.feedback.window_days * 24 * 3600,
             clock=clock,
         )
         self.governor = SendGovernor(self.config, clients.ses, table, clock=clock, rand=rand)
         self.events = StatusEvents(clients, settings, table)
+        self.screen = RecipientScreen(
+            table, SuppressionList(table, settings.feedback, clock), self.config, clock
+        )
         self._canary_sent_at = float("-inf")
         _announce_writer_identity(settings)
 
@@ -237,8 +246,12 @@ class OutboundPipeline:
     async def _send_claimed(self, email: ValidatedEmail) -> dict[str, str]:
         """Everything between claim and SES; releases the claim when nothing is in flight."""
         token = new_token()
+        tracked = email.tracking and bool(self.config.tracking_configuration_set)
         try:
+            skipped = await self.screen.skipped(email)
             raw, message_id = await self._build(email, token)
+            # Before the marker: SES's events about this attempt must find its app.
+            await self.ledger.remember(email, token, tracked)
             earlier = await self.ledger.mark_send(email, token)
             if earlier is not None:
                 settled = await self._settle_earlier(email, earlier, token, message_id)
@@ -248,20 +261,32 @@ class OutboundPipeline:
             await self.ledger.release(email)
             raise
         sent_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-        ses_message_id = await self._call_ses(email, raw, token)
+        configuration_set = (
+            self.config.tracking_configuration_set if tracked else self.config.configuration_set
+        )
+        request = send_email_request(email, raw, configuration_set, token, skip=set(skipped))
+        ses_message_id = await self._call_ses(email, request, token)
         self.governor.sent()
-        return self._result(email, ses_message_id, message_id, sent_at)
+        return self._result(email, ses_message_id, message_id, sent_at, skipped)
 
     def _result(
-        self, email: ValidatedEmail, ses_message_id: str, message_id: str, sent_at: datetime
+        self,
+        email: ValidatedEmail,
+        ses_message_id: str,
+        message_id: str,
+        sent_at: datetime,
+        skipped: dict[str, SkippedRecipient] | None = None,
     ) -> dict[str, str]:
-        return {
+        result = {
             "sesMessageId": ses_message_id,
             "messageId": message_id,
             "sentAt": sent_at.isoformat(),
-            "recipients": str(len(email.recipients)),
+            "recipients": str(len(email.recipients) - len(skipped or {})),
             "correlationId": email.correlation_id,
         }
+        if skipped:
+            result["skipped"] = json.dumps([s.model_dump(mode="json") for s in skipped.values()])
+        return result
 
     async def _settle_earlier(
         self, email: ValidatedEmail, earlier: SendMark, token: str, message_id: str
@@ -358,8 +383,7 @@ class OutboundPipeline:
             )
         return raw, message_id
 
-    async def _call_ses(self, email: ValidatedEmail, raw: bytes, token: str) -> str:
-        request = send_email_request(email, raw, self.config.configuration_set, token)
+    async def _call_ses(self, email: ValidatedEmail, request: dict[str, Any], token: str) -> str:
         started = time.monotonic()
         try:
             response = await self.clients.ses.send_email(**request)

@@ -71,6 +71,7 @@ class ValidatedEmail:
     auto_submitted: str
     scheduled_send_time: datetime | None
     payload_hash: str
+    tracking: bool = False
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -199,6 +200,7 @@ def _validate_for_app(message: OutboundMessage, app: str, settings: Settings) ->
         auto_submitted=message.options.auto_submitted or settings.outbound.auto_submitted,
         scheduled_send_time=message.options.scheduled_send_time,
         payload_hash=payload_hash(message),
+        tracking=message.options.tracking,
     )
 
 

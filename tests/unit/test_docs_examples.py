@@ -39,7 +39,7 @@ class Example:
         kind = self.document.get("type")
         if kind == "email.received":
             return "inbound-message"
-        if kind in ("email.sent", "email.failed"):
+        if isinstance(kind, str) and kind.startswith("email."):  # sent, failed, feedback
             return "outbound-status-event"
         if kind == "mailflow.failure":
             return "failure-record"
