@@ -2,7 +2,8 @@
 
 The worker runs all three consumers against the moto server; SES's events come from
 mailflow.local.ses_events (what SES's mailbox simulator reports), the suppression list
-is managed with the real `mailflow suppression` command, and for the loop test the test
+is managed with the real `mailflow suppression` command (and a refused email replayed
+with `mailflow redrive` once its address is let through), and for the loop test the test
 plays the Internet: mail SES "sent" to our own domain comes back in as inbound mail
 (stored and notified as SES would), where two naive auto-responder apps answer it.
 """
@@ -108,8 +109,12 @@ async def test_bounces_and_complaints_reach_the_app_and_keep_the_suppression_lis
         await put(aws, provisioned, outbound("app1", BOUNCE, "b-1"))
         await put(aws, provisioned, outbound("app1", COMPLAINT, "c-1"))
         await put(aws, provisioned, outbound("app1", "full@example.net", "s-1"))
-        # sent x3; bounced; delivered x2 and complained
-        events = await told(aws, provisioned, "app1", 6)
+        # sent x3; b-1 bounced; c-1 delivered and complained; s-1 delivered
+        events = await told(aws, provisioned, "app1", 7)
+        assert sorted(e["type"] for e in events) == [
+            "email.bounced", "email.complained", "email.delivered", "email.delivered",
+            "email.sent", "email.sent", "email.sent",
+        ]  # fmt: skip
         bounced = of(events, "email.bounced", "b-1")
         assert (bounced["bounceType"], bounced["suppressed"]) == ("Permanent", [BOUNCE])
         assert bounced["sesMessageId"] == of(events, "email.sent", "b-1")["sesMessageId"]
@@ -141,10 +146,17 @@ async def test_bounces_and_complaints_reach_the_app_and_keep_the_suppression_lis
         )
         assert removed.returncode == 0, removed.stderr
         assert "removed" in removed.stdout
-        await put(aws, provisioned, outbound("app1", BOUNCE, "b-3"))
+        # The refused email's failure record, replayed once the address is let through.
+        replay = await anyio.to_thread.run_sync(
+            run_cli, provisioned, "redrive", "--app", "app1", "--code", "suppressed"
+        )
+        assert replay.returncode == 0, replay.stderr
+        assert "moved 1," in replay.stdout
         events = await told(aws, provisioned, "app1", 2)  # sent, and SES bounces it again
-        assert of(events, "email.sent", "b-3")
-    assert len(sent_mail(moto_endpoint)) == 4  # b-1, c-1, s-1, b-3: never b-2
+        assert of(events, "email.sent", "b-2")["sesMessageId"]
+        again = await anyio.to_thread.run_sync(run_cli, provisioned, "redrive", "--app", "app1")
+        assert "moved 0," in again.stdout
+    assert len(sent_mail(moto_endpoint)) == 4  # b-1, c-1, s-1, then b-2 once: after the fix
 
 
 async def test_two_auto_responder_apps_stop_at_the_loop_limit(
