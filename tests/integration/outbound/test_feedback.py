@@ -277,3 +277,47 @@ async def test_whose_email_it_was_is_remembered_for_the_feedback_window(
     assert item["correlationId"]["S"].startswith("c-")
     expires_in = int(item["expiresAt"]["N"]) - time.time()
     assert 2 * 86400 - 60 < expires_in <= 2 * 86400
+
+
+def open_event(mail: SentMail) -> str:
+    """An Open of `mail`, as SES publishes it for a tracked email."""
+    now = datetime.now(UTC)
+    event = ses_event(
+        "Open",
+        ses_message_id=mail.ses_id,
+        source=mail.source,
+        destinations=["reader@example.net"],
+        raw_mime=mail.raw,
+        sent_at=now,
+        configuration_set="mailflow-tracking",
+        detail={"ipAddress": "198.51.100.7", "timestamp": now.isoformat(), "userAgent": "UA"},
+    )
+    return json.dumps(sns_envelope(event, "arn:aws:sns:us-east-1:123456789012:events"))
+
+
+@pytest.mark.parametrize(("asked", "told_types"), [(True, ["email.opened"]), (False, [])])
+async def test_opens_reach_the_app_only_for_emails_that_asked_for_tracking(
+    make_settings: Callable[..., Settings], moto_endpoint: str, asked: bool,
+    told_types: list[str],
+) -> None:  # fmt: skip
+    settings = make_settings(
+        ses_events_queue="mailflow-ses-events",
+        outbound={
+            "default_send_rate": 500.0,
+            "configuration_set": "mailflow",
+            "tracking_configuration_set": "mailflow-tracking",
+        },
+    )
+    async with open_clients(settings) as clients:
+        await provision(settings, clients)
+        body = to("reader@example.net", tracking=asked)
+        await OutboundPipeline(settings, clients).handle(sqs_message(body))
+        (mail,) = sent_mail(moto_endpoint)
+        await SesEventsPipeline(settings, clients).handle(event_message(open_event(mail)))
+        told = await events(clients, settings, "app1", 1 + len(told_types))
+    assert sorted(e["type"] for e in told) == sorted(["email.sent", *told_types])
+    for opened in (e for e in told if e["type"] == "email.opened"):
+        assert (opened["correlationId"], opened["ipAddress"]) == (
+            body["correlationId"],
+            "198.51.100.7",
+        )
