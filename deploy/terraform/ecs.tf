@@ -135,6 +135,10 @@ resource "aws_ecs_task_definition" "worker" {
       error_message = "max_in_flight_bytes ${local.max_in_flight_bytes} exceeds task_memory minus 384 MiB even at 1 byte of memory per email byte: raise task_memory (derived budget: ${local.max_in_flight_bytes_derived})."
     }
     precondition {
+      condition     = var.create_configuration_set || !var.ses_tracking
+      error_message = "ses_tracking = true needs create_configuration_set = true: the tracking set publishes to the configuration set's events topic and queue."
+    }
+    precondition {
       condition     = local.max_in_flight_bytes >= 41943040
       error_message = "task_memory ${var.task_memory} MiB leaves a byte budget (${local.max_in_flight_bytes} bytes) below one 40 MB email: use at least 1024 MiB."
     }

@@ -95,6 +95,19 @@ locals {
   container_name         = "worker"
   ses_events_queue_name  = "${local.prefix}ses-events"
 
+  # SES configuration sets by role, created alike (ses.tf): "outbound", which every email
+  # is sent through and which does not track, and with ses_tracking "tracking", for the
+  # emails that ask for it (options.tracking). The tracking set publishes to the same
+  # events topic and queue, so it needs create_configuration_set (precondition in ecs.tf).
+  tracking_configuration_set_name = "${var.name}-tracking"
+  ses_tracking                    = var.create_configuration_set && var.ses_tracking
+  configuration_sets = merge(
+    var.create_configuration_set ? { outbound = local.configuration_set_name } : {},
+    local.ses_tracking ? { tracking = local.tracking_configuration_set_name } : {},
+  )
+  # The tracking set publishes what the outbound set does, plus opens and clicks.
+  tracking_event_types = distinct(concat(var.ses_event_types, ["OPEN", "CLICK"]))
+
   # The operator contract (mailflow/settings.py). Names are checked against Settings
   # by tests/deploy/test_terraform.py; worker_environment (the variable) may override.
   worker_environment_base = {
@@ -130,6 +143,9 @@ locals {
     # complaints arrive there too. Without a configuration set there is no queue and no
     # events consumer (the null is dropped below, so the variable is unset).
     MAILFLOW_SES_EVENTS_QUEUE = var.create_configuration_set ? local.ses_events_queue_name : null
+    # Emails with options.tracking go through the tracking set; unset, they are sent
+    # untracked through the outbound set and no opens or clicks reach apps.
+    MAILFLOW_OUTBOUND__TRACKING_CONFIGURATION_SET = local.ses_tracking ? local.tracking_configuration_set_name : null
   }
   worker_environment = {
     for k, v in merge(local.worker_environment_base, local.worker_environment_optional, var.worker_environment) : k => v if v != null

@@ -62,7 +62,7 @@ output "inbound_topic_arn" {
 }
 
 output "ses_events_topic_arn" {
-  description = "SNS topic receiving the configuration set's sending events (ses_event_types); subscribed by the ses-events queue (null when create_configuration_set is false)."
+  description = "SNS topic receiving the configuration sets' sending events (ses_event_types; with ses_tracking also the tracking set's opens and clicks); subscribed by the ses-events queue (null when create_configuration_set is false)."
   value       = try(aws_sns_topic.ses_events[0].arn, null)
 }
 
@@ -87,8 +87,13 @@ output "ses_events_dead_letter_queue_url" {
 }
 
 output "configuration_set_name" {
-  description = "SES configuration set the worker sends through (null when disabled)."
-  value       = try(aws_sesv2_configuration_set.this[0].configuration_set_name, null)
+  description = "SES configuration set the worker sends through (every email that does not ask for tracking; null when disabled)."
+  value       = try(aws_sesv2_configuration_set.this["outbound"].configuration_set_name, null)
+}
+
+output "tracking_configuration_set_name" {
+  description = "SES configuration set with open and click tracking that emails asking for tracking are sent through, the worker's MAILFLOW_OUTBOUND__TRACKING_CONFIGURATION_SET (null unless ses_tracking)."
+  value       = try(aws_sesv2_configuration_set.this["tracking"].configuration_set_name, null)
 }
 
 output "receipt_rule_set_name" {

@@ -1,13 +1,15 @@
 # SES: a domain identity with Easy DKIM per domain (the DNS records to publish are
 # outputs), an optional configuration set whose sending events (bounce, complaint,
-# delivery, ...) reach the `<name>-ses-events` queue through an SNS topic, and the
+# delivery, ...) reach the `<name>-ses-events` queue through an SNS topic (with
+# ses_tracking, a second set that also tracks opens and clicks, for the emails that ask
+# for it, publishing to the same topic), and the
 # receipt rule that stores incoming mail in the raw bucket and notifies the inbound
 # topic, in the module's own rule set or in an existing one.
 
 resource "aws_sesv2_email_identity" "domain" {
   for_each               = toset(var.domains)
   email_identity         = each.value
-  configuration_set_name = var.create_configuration_set ? aws_sesv2_configuration_set.this[0].configuration_set_name : null
+  configuration_set_name = var.create_configuration_set ? aws_sesv2_configuration_set.this["outbound"].configuration_set_name : null
 
   dkim_signing_attributes {
     next_signing_key_length = "RSA_2048_BIT"
@@ -23,11 +25,16 @@ resource "aws_sesv2_email_identity_mail_from_attributes" "domain" {
   behavior_on_mx_failure = "USE_DEFAULT_VALUE"
 }
 
-# --- configuration set: reputation metrics + sending events -> SNS -> SQS ----------------
+# --- configuration sets: reputation metrics + sending events -> SNS -> SQS ---------------
+# One resource for both sets (local.configuration_sets: "outbound", and with
+# ses_tracking "tracking") keeps their options the same; only the tracking set may have
+# a custom redirect domain. Neither sets tracking on its own: SES tracks opens and clicks
+# in every email sent through a set whose event destination matches OPEN or CLICK, which
+# only the tracking set's does (ses_event_types refuses them for the outbound set).
 
 resource "aws_sesv2_configuration_set" "this" {
-  count                  = var.create_configuration_set ? 1 : 0
-  configuration_set_name = local.configuration_set_name
+  for_each               = local.configuration_sets
+  configuration_set_name = each.value
 
   reputation_options {
     reputation_metrics_enabled = true
@@ -41,7 +48,20 @@ resource "aws_sesv2_configuration_set" "this" {
     tls_policy = "OPTIONAL"
   }
 
+  dynamic "tracking_options" {
+    for_each = each.key == "tracking" && var.ses_tracking_redirect_domain != null ? [var.ses_tracking_redirect_domain] : []
+    content {
+      custom_redirect_domain = tracking_options.value
+    }
+  }
+
   tags = local.tags
+}
+
+# The set was counted before the tracking set joined it.
+moved {
+  from = aws_sesv2_configuration_set.this[0]
+  to   = aws_sesv2_configuration_set.this["outbound"]
 }
 
 resource "aws_sns_topic" "ses_events" {
@@ -72,6 +92,30 @@ data "aws_iam_policy_document" "ses_events_topic" {
       values   = ["arn:${local.partition}:ses:${local.region}:${local.account_id}:configuration-set/${local.configuration_set_name}"]
     }
   }
+
+  # The tracking set (ses_tracking) publishes to the same topic.
+  dynamic "statement" {
+    for_each = local.ses_tracking ? [local.tracking_configuration_set_name] : []
+    content {
+      sid       = "AllowSESTrackingEventPublishing"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.ses_events[0].arn]
+      principals {
+        type        = "Service"
+        identifiers = ["ses.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = ["arn:${local.partition}:ses:${local.region}:${local.account_id}:configuration-set/${statement.value}"]
+      }
+    }
+  }
 }
 
 resource "aws_sns_topic_policy" "ses_events" {
@@ -84,12 +128,30 @@ resource "aws_sns_topic_policy" "ses_events" {
 # worker consumes; events wait there (14 days' retention) while no task runs.
 resource "aws_sesv2_configuration_set_event_destination" "events" {
   count                  = var.create_configuration_set ? 1 : 0
-  configuration_set_name = aws_sesv2_configuration_set.this[0].configuration_set_name
+  configuration_set_name = aws_sesv2_configuration_set.this["outbound"].configuration_set_name
   event_destination_name = "ses-events-queue"
 
   event_destination {
     enabled              = true
     matching_event_types = var.ses_event_types
+    sns_destination {
+      topic_arn = aws_sns_topic.ses_events[0].arn
+    }
+  }
+
+  depends_on = [aws_sns_topic_policy.ses_events, aws_sns_topic_subscription.ses_events]
+}
+
+# The tracking set's destination: the same topic and queue, the same events plus OPEN and
+# CLICK, so tracked emails are settled and their feedback counted like the others.
+resource "aws_sesv2_configuration_set_event_destination" "tracking" {
+  count                  = local.ses_tracking ? 1 : 0
+  configuration_set_name = aws_sesv2_configuration_set.this["tracking"].configuration_set_name
+  event_destination_name = "ses-events-queue"
+
+  event_destination {
+    enabled              = true
+    matching_event_types = local.tracking_event_types
     sns_destination {
       topic_arn = aws_sns_topic.ses_events[0].arn
     }

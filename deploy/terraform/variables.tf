@@ -488,13 +488,35 @@ variable "create_configuration_set" {
 }
 
 variable "ses_event_types" {
-  description = "SES sending events published to the `<name>-ses-events` queue through the configuration set's topic. The default carries what the worker needs to settle sends and to count each app's feedback (SEND, REJECT, DELIVERY, BOUNCE, COMPLAINT, DELIVERY_DELAY) and must keep those: without BOUNCE and COMPLAINT the per-app bounce and complaint alarms stay silent. OPEN and CLICK are opt-in: apps get opened/clicked feedback only when they are added here, and SES then inserts a tracking pixel and rewrites links in every email sent through the configuration set."
+  description = "SES sending events published to the `<name>-ses-events` queue through the outbound configuration set's topic. The default carries what the worker needs to settle sends and to count each app's feedback (SEND, REJECT, DELIVERY, BOUNCE, COMPLAINT, DELIVERY_DELAY) and must keep those: without BOUNCE and COMPLAINT the per-app bounce and complaint alarms stay silent. OPEN and CLICK are not accepted here: on this set SES would insert a tracking pixel and rewrite the links of every email, while apps get opens and clicks only for emails that ask for tracking. Tracking is opt-in per email: set ses_tracking, whose set publishes these events plus OPEN and CLICK."
   type        = list(string)
   default     = ["SEND", "REJECT", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY", "RENDERING_FAILURE"]
 
   validation {
     condition     = length(var.ses_event_types) > 0 && alltrue([for t in var.ses_event_types : contains(["SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "OPEN", "CLICK", "RENDERING_FAILURE", "DELIVERY_DELAY", "SUBSCRIPTION"], t)])
-    error_message = "ses_event_types must be SES event types (SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, OPEN, CLICK, RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION)."
+    error_message = "ses_event_types must be SES event types (SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION)."
+  }
+
+  validation {
+    condition     = !contains(var.ses_event_types, "OPEN") && !contains(var.ses_event_types, "CLICK")
+    error_message = "OPEN and CLICK in ses_event_types would track every email sent (SES adds a tracking pixel and rewrites links), while apps get opens and clicks only for emails that ask for tracking: set ses_tracking = true instead, which adds a second configuration set for those emails."
+  }
+}
+
+variable "ses_tracking" {
+  description = "Create a second configuration set `<name>-tracking` that tracks opens and clicks, publishing ses_event_types plus OPEN and CLICK to the same `<name>-ses-events` queue, and give the worker MAILFLOW_OUTBOUND__TRACKING_CONFIGURATION_SET (needs create_configuration_set). Only emails whose message asks for it (`\"options\": {\"tracking\": true}`) are sent through it, and their apps get email.opened and email.clicked (with the reader's IP address and user agent, and the link followed). The privacy cost, for those emails: SES adds an invisible image and rewrites every link to pass through an AWS redirect, so each open and click tells AWS and the app when, from which IP address and with which mail client the recipient read the mail or followed a link; image blocking and privacy proxies (e.g. Apple Mail Privacy Protection) make opens unreliable. Off: `tracking` is ignored and emails are sent untracked."
+  type        = bool
+  default     = false
+}
+
+variable "ses_tracking_redirect_domain" {
+  description = "Custom redirect domain (e.g. track.example.com) for the tracking set's links and image, instead of SES's own tracking domain (only with ses_tracking). AWS requires it to be a domain verified in SES in this account, with a CNAME to the region's SES tracking domain; HTTPS links on it need your own CloudFront distribution with a certificate in front of it (the module creates neither). Null: SES's domain."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ses_tracking_redirect_domain == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.ses_tracking_redirect_domain))
+    error_message = "ses_tracking_redirect_domain must be a lowercase domain name (track.example.com) or null."
   }
 }
 
