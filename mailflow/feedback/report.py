@@ -238,8 +238,10 @@ def _complained(detail: dict[str, Any]) -> list[str]:
 
 
 def _bounce_detail(subtype: str, recipient: BouncedRecipient) -> str:
-    said = recipient.diagnostic_code or recipient.status
-    return f"permanent bounce ({subtype})" + (f": {said}" if said else "")
+    """One line, whatever the remote server wrote (its words reach operators' terminals
+    and the app's `email.failed` reason)."""
+    said = " ".join((recipient.diagnostic_code or recipient.status or "").split())
+    return " ".join(f"permanent bounce ({subtype})".split()) + (f": {said[:500]}" if said else "")
 
 
 def _recipients_of(event: AppFeedback) -> list[str]:

@@ -141,3 +141,16 @@ def test_the_same_event_in_either_form_has_one_event_id_and_another_event_anothe
     other = app_event(event("bounce-transient-mailboxfull"), SENT_BY, [])
     assert other is not None
     assert other.event_id != ids["raw"].event_id
+
+
+def test_a_hostile_diagnostic_becomes_one_bounded_line_in_the_suppression_detail() -> None:
+    bounce = event("bounce-permanent-general")
+    hostile = {
+        "emailAddress": "x@example.net",
+        "diagnosticCode": "550\r\n\tinjected\x0b" + "y" * 5000,
+    }
+    detail = {**bounce.detail, "bouncedRecipients": [hostile]}
+    (suppression,) = suppressions(SesEvent(**{**bounce.__dict__, "detail": detail}))
+    assert suppression.detail.startswith("permanent bounce (General): 550 injected y")
+    assert not any(c in suppression.detail for c in "\r\n\t\x0b")
+    assert len(suppression.detail) < 600
