@@ -97,6 +97,7 @@ data "aws_iam_policy_document" "task" {
     sid = "IdempotencyTable"
     actions = [
       "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",

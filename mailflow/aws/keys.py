@@ -45,6 +45,12 @@ def automated_message(message_id: str) -> str:
     return f"automated#{message_id.strip().strip('<>').strip()}"
 
 
+def automated_sender(address: str) -> str:
+    """Marker: mail from this address reached mailflow as automated mail (an auto-reply, a
+    bounce, bulk): automatic mail to it counts toward the per-recipient loop limit."""
+    return f"automated-sender#{address.strip().lower()}"
+
+
 def send_token(token: str) -> str:
     """One send attempt, by its token: which app and correlation id it was for, and
     (once SES published an event for it) SES's message id. Lives as long as SES can send

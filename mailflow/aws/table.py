@@ -396,6 +396,23 @@ class Table:
         old = response.get("Attributes")
         return {k: v["S"] for k, v in old.items() if "S" in v} if old else None
 
+    async def put_markers(self, keys: list[str], ttl_seconds: int) -> None:
+        """Several markers in one BatchWriteItem (retrying what DynamoDB left unwritten)."""
+        expires = {"N": str(int(self.clock() + ttl_seconds))}
+        items = [
+            {"PutRequest": {"Item": {KEY_ATTRIBUTE: {"S": k}, TTL_ATTRIBUTE: expires}}}
+            for k in dict.fromkeys(keys)
+        ]
+        for start in range(0, len(items), 25):
+            request: dict[str, Any] = {self.name: items[start : start + 25]}
+            for _ in range(5):
+                response = await self.dynamodb.batch_write_item(RequestItems=request)
+                request = dict(response.get("UnprocessedItems") or {})
+                if not request:
+                    break
+            else:
+                raise RuntimeError(f"DynamoDB left markers unwritten after 5 tries: {request}")
+
     # --- rate windows ----------------------------------------------------------------
 
     async def count_in_window(self, key: str, member: str, *, limit: int, ttl_seconds: int) -> bool:

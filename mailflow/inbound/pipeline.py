@@ -195,20 +195,26 @@ class InboundPipeline:
             raise PolicyRejected(f"sender exceeded {limit} emails per hour", code="rate_limited")
 
     async def _remember_automated(self, parsed: ParsedEmail) -> None:
-        """Mark an automated email's Message-ID (once per email, before any app has it),
-        so that the outbound side refuses an automatic reply to it: a mail loop stopped.
+        """Mark an automated email (once per email, before any app has it): its Message-ID,
+        so that the outbound side refuses an automatic reply to it, and its senders (From,
+        Reply-To), so that automatic mail back to them counts toward the loop limit. Two
+        auto-responders answering each other are stopped either way.
 
         A failed write fails the email for a retry: an app could otherwise answer
-        automatically before the marker exists.
+        automatically before the markers exist.
         """
-        if not parsed.is_auto_reply or not parsed.message_id:
+        if not parsed.is_auto_reply:
             return
-        key = keys.automated_message(parsed.message_id)
-        if len(key.encode()) > _MAX_MARKER_KEY_BYTES:
-            log.warning("inbound.automated_marker_skipped", reason="message id too long")
-            return
-        with aws_errors("PutItem automated-message marker"):
-            await self.table.put_marker(key, ttl_seconds=_AUTOMATED_MARKER_TTL_SECONDS)
+        senders = [a.address for a in (parsed.from_, *parsed.reply_to) if a and a.address]
+        markers = [keys.automated_sender(a) for a in senders]
+        if parsed.message_id:
+            markers.append(keys.automated_message(parsed.message_id))
+        fitting = [k for k in markers if len(k.encode()) <= _MAX_MARKER_KEY_BYTES]
+        if len(fitting) < len(markers):
+            log.warning("inbound.automated_marker_skipped", reason="key too long")
+        if fitting:
+            with aws_errors("BatchWriteItem automated-mail markers"):
+                await self.table.put_markers(fitting, ttl_seconds=_AUTOMATED_MARKER_TTL_SECONDS)
 
     async def _deliver(self, received: Received, destination: Destination) -> None:
         ses_id = received.notification.ses_message_id

@@ -132,8 +132,10 @@ class OutboundSettings(BaseModel):
         default=50,
         ge=0,
         description="At most this many automatic emails (Auto-Submitted other than `no`)"
-        " from one app to one address per clock hour; more are refused as loop_suspected"
-        " (two auto-responders answering each other). 0: no limit.",
+        " from one app per clock hour to an address that itself sent mailflow automated"
+        " mail lately; more are refused as loop_suspected (two auto-responders answering"
+        " each other). Addresses that send no automated mail (people) are not counted."
+        " 0: no limit.",
     )
 
     # --- tracking ------------------------------------------------------------------

@@ -8,9 +8,11 @@ happened to its recipients since) and before anything is built:
   those Message-IDs) is refused: answering it is how auto-responders start mail loops
   (RFC 3834 section 2);
 - a suppressed recipient is skipped;
-- an automatic email to a recipient who already got `loop_limit_per_hour` automatic
-  emails from the same app this clock hour is skipped for that recipient: two
-  auto-responders answering each other stop there.
+- an automatic email to a recipient that itself sent mailflow automated mail lately (the
+  inbound side remembers those senders for 7 days) counts toward a per-hour limit; past
+  `loop_limit_per_hour` automatic emails from the same app this clock hour, that
+  recipient is skipped: two auto-responders answering each other stop there, while an
+  app's notifications to people (who send no automated mail) are never counted.
 
 Skipped recipients leave the envelope only; the others get the email. When no recipient
 is left, the email is refused (`suppressed` or `loop_suspected`) and the app gets
@@ -50,14 +52,18 @@ class RecipientScreen:
         automatic = email.auto_submitted != "no"
         if automatic and email.in_reply_to:
             await self._refuse_reply_to_automated(email.in_reply_to)
-        skipped: dict[str, SkippedRecipient] = {}
-        if self.suppression.settings.suppression:
-            for address, entry in (await self.suppression.check(email.recipients)).items():
-                skipped[address] = SkippedRecipient(
-                    address=address, reason="suppressed", detail=entry.describe()
-                )
-        if automatic and self.config.loop_limit_per_hour:
-            rest = [a for a in _unique(email.recipients) if a not in skipped]
+        recipients = _unique(email.recipients)
+        counted = automatic and bool(self.config.loop_limit_per_hour)
+        entries, automated = await self.suppression.check(
+            recipients if self.suppression.settings.suppression else [],
+            automated_senders=recipients if counted else [],
+        )
+        skipped = {
+            address: SkippedRecipient(address=address, reason="suppressed", detail=e.describe())
+            for address, e in entries.items()
+        }
+        if counted:
+            rest = [a for a in recipients if a in automated and a not in skipped]
             for address in await self._over_loop_limit(email, rest):
                 skipped[address] = SkippedRecipient(
                     address=address,
@@ -67,7 +73,7 @@ class RecipientScreen:
                 )
         for skip in skipped.values():
             metrics.SKIPPED.labels(email.app, skip.reason).inc()
-        if skipped and len(skipped) == len(_unique(email.recipients)):
+        if skipped and len(skipped) == len(recipients):
             raise _refusal(skipped)
         return skipped
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from mailflow.aws import keys
 from mailflow.aws.clients import AwsClients
+from mailflow.aws.table import Table
 from mailflow.engine.message import SqsMessage
 from mailflow.errors import MailflowError, PermanentError, PolicyRejected
 from mailflow.inbound.pipeline import InboundPipeline
@@ -286,9 +288,6 @@ async def test_a_pathological_header_is_delivered_with_its_defect(
 
 
 async def automated_marker_exists(aws: AwsClients, settings: Settings, message_id: str) -> bool:
-    from mailflow.aws import keys
-    from mailflow.aws.table import Table
-
     return await Table(aws.dynamodb, settings.idempotency_table).exists(
         keys.automated_message(message_id)
     )
@@ -310,24 +309,17 @@ async def test_an_auto_reply_leaves_a_marker_for_the_outbound_side(
 async def test_a_failed_marker_write_retries_the_email_before_any_app_has_it(
     provisioned: Settings, aws: AwsClients
 ) -> None:
-    from botocore.exceptions import ClientError
-
-    from mailflow.errors import RetryableError
-
     await inject(provisioned, aws, CORPUS["auto-reply.eml"], ["_app1@example.com"])
     message = await next_inbound(provisioned, aws)
-    handler = InboundPipeline(provisioned, aws)
-    working = handler.table.put_marker
-
-    async def unavailable(key: str, ttl_seconds: int) -> None:
-        error = {"Error": {"Code": "InternalServerError", "Message": "try again"}}
-        raise ClientError(error, "PutItem")  # type: ignore[arg-type]
-
-    handler.table.put_marker = unavailable  # type: ignore[method-assign]
-    with pytest.raises(RetryableError):
-        await handler.handle(message)
+    # The table cannot be written (here: a name the endpoint does not know).
+    broken = provisioned.model_copy(update={"idempotency_table": "no-such-table"})
+    with pytest.raises(MailflowError) as failed:
+        await InboundPipeline(broken, aws).handle(message)
+    assert "automated-mail markers" in str(failed.value)
     assert await queue_count(aws.sqs, await aws.queues.url(provisioned.app_queue("app1"))) == 0
-    handler.table.put_marker = working  # type: ignore[method-assign]
-    await handler.handle(message)  # the redelivery
+    await InboundPipeline(provisioned, aws).handle(message)  # the redelivery
     assert await automated_marker_exists(aws, provisioned, "ooo@sender.test")
+    assert await Table(aws.dynamodb, provisioned.idempotency_table).exists(
+        keys.automated_sender("Yara@Sender.test")  # its From: automatic mail to it counts
+    )
     assert len(await app_messages(aws, provisioned, "app1")) == 1

@@ -226,9 +226,12 @@ async def test_a_suppressed_bcc_is_skipped_and_the_others_get_the_email(
     assert "asked to stop" in skipped["detail"]
 
 
-async def test_the_loop_limit_stops_automatic_mail_to_one_address(
+async def test_the_loop_limit_stops_automatic_mail_to_an_automated_sender(
     outbound: OutboundPipeline, clients: AwsClients, settings: Settings, moto_endpoint: str
 ) -> None:
+    # What the inbound side wrote when an auto-reply from this address came in.
+    table = Table(clients.dynamodb, settings.idempotency_table)
+    await table.put_markers([keys.automated_sender("Responder@example.net")], 3600)
     for _ in range(3):
         await outbound.handle(sqs_message(to("responder@example.net")))
     error = await refused(outbound, to("responder@example.net"))
@@ -239,6 +242,15 @@ async def test_the_loop_limit_stops_automatic_mail_to_one_address(
     assert len(sent_mail(moto_endpoint)) == 4
     told = [e["type"] for e in await events(clients, settings, "app1", 5)]
     assert sorted(told) == ["email.failed"] + ["email.sent"] * 4
+
+
+async def test_automatic_mail_to_a_person_is_never_counted(
+    outbound: OutboundPipeline, moto_endpoint: str
+) -> None:
+    """Notifications to someone who sends no automated mail: past the limit, all sent."""
+    for _ in range(5):
+        await outbound.handle(sqs_message(to("person@example.net")))
+    assert len(sent_mail(moto_endpoint)) == 5
 
 
 async def test_an_automatic_reply_to_an_auto_reply_is_refused(
