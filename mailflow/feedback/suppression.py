@@ -52,31 +52,24 @@ class Entry:
         return f"{self.address} is suppressed since {self.since}{by}: {self.detail}"
 
 
+def entries_in(items: dict[str, dict[str, str]]) -> dict[str, Entry]:
+    """The suppression entries among items read by key (other kinds are ignored)."""
+    prefix = keys.suppressed("")
+    entries = (Entry.from_item(item) for key, item in items.items() if key.startswith(prefix))
+    return {e.address: e for e in entries}
+
+
 @dataclass
 class SuppressionList:
     table: Table
     settings: FeedbackSettings
     clock: Callable[[], float] = time.time
 
-    async def check(
-        self, addresses: Iterable[str], automated_senders: Iterable[str] = ()
-    ) -> tuple[dict[str, Entry], set[str]]:
-        """The suppressed ones among `addresses` (by lower-cased address), and which of
-        `automated_senders` sent mailflow automated mail lately: one BatchGetItem."""
+    async def check(self, addresses: Iterable[str]) -> dict[str, Entry]:
+        """The suppressed ones among `addresses`, by lower-cased address."""
         wanted = sorted({a.strip().lower() for a in addresses})
-        senders = sorted({a.strip().lower() for a in automated_senders})
-        if not wanted and not senders:
-            return {}, set()
-        found = await self.table.read_many(
-            [keys.suppressed(a) for a in wanted] + [keys.automated_sender(a) for a in senders]
-        )
-        entries = (
-            Entry.from_item(found[keys.suppressed(a)])
-            for a in wanted
-            if keys.suppressed(a) in found
-        )
-        automated = {a for a in senders if keys.automated_sender(a) in found}
-        return {e.address: e for e in entries}, automated
+        found = await self.table.read_many([keys.suppressed(a) for a in wanted]) if wanted else {}
+        return entries_in(found)
 
     async def add(
         self, address: str, reason: SuppressionReason, detail: str, app: str | None

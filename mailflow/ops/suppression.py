@@ -52,7 +52,7 @@ async def remove(settings: Settings, address: str) -> Entry | None:
 
 async def check(settings: Settings, address: str) -> Entry | None:
     async with open_clients(settings) as clients:
-        found, _ = await _list(settings, clients).check([address])
+        found = await _list(settings, clients).check([address])
     return found.get(address.strip().lower())
 
 

@@ -45,7 +45,6 @@ from mailflow.errors import (
     describe,
     fate,
 )
-from mailflow.feedback.suppression import SuppressionList
 from mailflow.outbound import metrics
 from mailflow.outbound.compose import compose, message_id_for
 from mailflow.outbound.governor import SendGovernor
@@ -129,9 +128,7 @@ class OutboundPipeline:
         )
         self.governor = SendGovernor(self.config, clients.ses, table, clock=clock, rand=rand)
         self.events = StatusEvents(clients, settings, table)
-        self.screen = RecipientScreen(
-            table, SuppressionList(table, settings.feedback, clock), self.config, clock
-        )
+        self.screen = RecipientScreen(table, self.config, settings.feedback.suppression, clock)
         self._canary_sent_at = float("-inf")
         _announce_writer_identity(settings)
 

@@ -32,7 +32,7 @@ from mailflow.aws import keys
 from mailflow.aws.table import Table
 from mailflow.contracts.outbound import SkippedRecipient
 from mailflow.errors import PolicyRejected
-from mailflow.feedback.suppression import SuppressionList
+from mailflow.feedback.suppression import Entry, entries_in
 from mailflow.outbound import metrics
 from mailflow.outbound.config import OutboundSettings
 from mailflow.outbound.validation import ValidatedEmail
@@ -43,8 +43,8 @@ LOOP_WINDOW_TTL_SECONDS = 2 * 3600  # one clock hour, and some
 @dataclass
 class RecipientScreen:
     table: Table
-    suppression: SuppressionList
     config: OutboundSettings
+    suppression: bool = True  # MAILFLOW_FEEDBACK__SUPPRESSION
     clock: Callable[[], float] = time.time
 
     async def skipped(self, email: ValidatedEmail) -> dict[str, SkippedRecipient]:
@@ -54,10 +54,7 @@ class RecipientScreen:
             await self._refuse_reply_to_automated(email.in_reply_to)
         recipients = _unique(email.recipients)
         counted = automatic and bool(self.config.loop_limit_per_hour)
-        entries, automated = await self.suppression.check(
-            recipients if self.suppression.settings.suppression else [],
-            automated_senders=recipients if counted else [],
-        )
+        entries, automated = await self._look_up(recipients, counted)
         skipped = {
             address: SkippedRecipient(address=address, reason="suppressed", detail=e.describe())
             for address, e in entries.items()
@@ -76,6 +73,18 @@ class RecipientScreen:
         if skipped and len(skipped) == len(recipients):
             raise _refusal(skipped)
         return skipped
+
+    async def _look_up(
+        self, recipients: list[str], counted: bool
+    ) -> tuple[dict[str, Entry], set[str]]:
+        """In one BatchGetItem: the suppressed recipients, and (when the loop limit
+        applies) those that sent mailflow automated mail lately."""
+        wanted = [keys.suppressed(a) for a in recipients] if self.suppression else []
+        if counted:
+            wanted += [keys.automated_sender(a) for a in recipients]
+        found = await self.table.read_many(wanted) if wanted else {}
+        automated = {a for a in recipients if keys.automated_sender(a) in found}
+        return entries_in(found), automated
 
     async def _refuse_reply_to_automated(self, in_reply_to: str) -> None:
         if await self.table.exists(keys.automated_message(in_reply_to)):
