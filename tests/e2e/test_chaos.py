@@ -13,7 +13,8 @@ standing in for SES's event publishing (moto sends mail but publishes no events)
 Afterwards every message is counted on every queue, in the DLQ and in the sent store:
 
 - outbound: each email sent at most once; each sent email told to its app as
-  `email.sent` (repeats only with the same eventId) and never as `email.failed`; each
+  `email.sent` (repeats only with the same eventId) and never as `email.failed`, and,
+  from SES's Delivery event, as `email.delivered` (one eventId, its SES message); each
   unsent one told exactly one `email.failed`; none unaccounted;
 - inbound: each email on its app's queue, repeats only with the same `messageId`;
 - the work queues and every SQS redrive queue (`<queue>-dlq`) empty, no failure record
@@ -126,6 +127,10 @@ class Ledger:
     sent_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     told_sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     told_failed: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    # SES's Delivery event, told as email.delivered (the feed reports every sent email so).
+    told_delivered: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     received: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     received_total: int = 0
     failure_records: Counter[str] = field(default_factory=Counter)
@@ -179,6 +184,8 @@ async def collect(aws: AwsClients, settings: Settings) -> Ledger:
             ledger.told_sent[body["correlationId"]].append(body)
         elif body.get("type") == "email.failed":
             ledger.told_failed[body["correlationId"]].append(body)
+        elif body.get("type") == "email.delivered":
+            ledger.told_delivered[body["correlationId"]].append(body)
         elif body.get("type") == "email.received":
             ledger.received_total += 1
             ledger.received[body["metadata"]["sesMessageId"]].add(body["messageId"])
@@ -206,6 +213,14 @@ def assert_accounted(ledger: Ledger, outbound: list[str], inbound: list[str]) ->
             problems.append(f"{i}: sent, but email.sent events {told_sent}")
         if sent and {e["sesMessageId"] for e in told_sent} != ledger.sent_ids[i]:
             problems.append(f"{i}: email.sent names another SES message than the one sent")
+        delivered = ledger.told_delivered[i]
+        if sent and (
+            len({e["eventId"] for e in delivered}) != 1
+            or {e["sesMessageId"] for e in delivered} != ledger.sent_ids[i]
+        ):
+            problems.append(f"{i}: sent, but email.delivered events {delivered}")
+        if not sent and delivered:
+            problems.append(f"{i}: not sent, yet told delivered: {delivered}")
         if not sent and (told_sent or len({e["eventId"] for e in told_failed}) != 1):
             problems.append(f"{i}: not sent; told sent {told_sent}, failed {told_failed}")
     for ses_id in inbound:
