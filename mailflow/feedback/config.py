@@ -31,3 +31,8 @@ class FeedbackSettings(BaseModel):
         " times within the window is suppressed too; 0: soft bounces never suppress.",
     )
     soft_bounce_window_hours: int = Field(default=72, ge=1, le=24 * 30)
+
+    @property
+    def window_seconds(self) -> int:
+        """The window as the TTL of each send attempt's item (both sides use it)."""
+        return self.window_days * 24 * 3600

@@ -47,7 +47,7 @@ class SesEventsPipeline:
     def __init__(self, settings: Settings, clients: AwsClients) -> None:
         self.settings = settings
         table = Table(clients.dynamodb, settings.idempotency_table)
-        self.evidence = SendEvidence(table, settings.feedback.window_days * 24 * 3600)
+        self.evidence = SendEvidence(table, settings.feedback.window_seconds)
         self.suppression = SuppressionList(table, settings.feedback)
         self.status = StatusEvents(clients, settings, table)
 

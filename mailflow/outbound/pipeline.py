@@ -123,7 +123,7 @@ class OutboundPipeline:
             events_flow=bool(settings.ses_events_queue and self.config.configuration_set),
             settle_seconds=settings.outcome_settle_seconds,
             window_seconds=self.config.unknown_outcome_after_seconds,
-            feedback_ttl_seconds=settings.feedback.window_days * 24 * 3600,
+            feedback_ttl_seconds=settings.feedback.window_seconds,
             clock=clock,
         )
         self.governor = SendGovernor(self.config, clients.ses, table, clock=clock, rand=rand)
