@@ -16,6 +16,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from mailflow.aws.outbox import Outbox
 from mailflow.aws.reachability import Reachability
 from mailflow.errors import MissingResource, aws_error_code
 from mailflow.settings import Settings
@@ -100,6 +101,11 @@ class AwsClients:
     dynamodb: DynamoDBClient
     queues: Queues
     reachability: Reachability = field(default_factory=Reachability)
+    # SQS sends and deletes of concurrent handlers, batched (DeleteMessageBatch, ...).
+    outbox: Outbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.sqs)
 
 
 @asynccontextmanager

@@ -1,8 +1,9 @@
 """The one DynamoDB table: claims, send markers and rate windows, behind verbs.
 
-Pipelines never call `put_item`; they `claim`, `complete`, `release`, `mark_send`,
-`clear_send_mark` and `count_in_window`. Every write is a single conditional write, never
-check-then-act (AWS Powertools' idempotency utility is the model).
+Pipelines never call `put_item`; they `claim` (or `claim_send`), `complete`, `release`
+(or `lapse`), `take_over`, `clear_send_mark` and `count_in_window`. Every write is a
+single conditional write, never check-then-act (AWS Powertools' idempotency utility is
+the model).
 
 Claims move `(absent) -> in_progress -> completed`; a failure before the side effect
 releases the claim so that a retry can take it again:
@@ -15,10 +16,12 @@ mid-flight does not block the message for ever; the item's own expiry is long (2
 default) and is checked in the condition itself, because DynamoDB's TTL deletes expired
 items only eventually (up to days later).
 
-A send marker is written just before SES `SendEmail`, carrying the attempt's token (the
-email carries it too, to SES and back in SES's events), and removed only when SES's answer
-proves nothing was sent: a later attempt that finds one knows an earlier send's outcome is
-unknown until SES's events settle it (`send_evidence`, the events `watermark`).
+An outbound email's send marker lives on its claim item, written by the same conditional
+UpdateItem that claims it, just before SES `SendEmail` (one request, not two): the
+attempt's token (the email carries it too, to SES and back in SES's events) and when it
+began. It is removed only when SES's answer proves nothing was sent; otherwise the claim
+is only lapsed (`lapse`), and a later attempt that claims it learns that an earlier
+send's outcome is unknown until SES's events settle it (`send_evidence`, the watermark).
 A rate window counts distinct ids per key; a repeated id is not counted twice. A roster
 is one item whose attributes are its members' last heartbeats.
 """
@@ -26,12 +29,14 @@ is one item whose attributes are its members' last heartbeats.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
 from botocore.exceptions import ClientError
 
+from mailflow.aws.batch import Batcher
 from mailflow.aws.keys import KEY_ATTRIBUTE, TTL_ATTRIBUTE
 from mailflow.errors import aws_error_code
 
@@ -41,6 +46,15 @@ if TYPE_CHECKING:
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_UNPROCESSED_BACKOFF_SECONDS = 0.05  # DynamoDB leaves items unprocessed when throttled
+# A transaction refused as a whole: a condition failed, or another one holds an item.
+_TRANSACTION_REFUSED = frozenset(
+    {
+        "TransactionCanceledException",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
 
 ClaimStatus = Literal["acquired", "completed", "in_progress", "mismatch"]
 
@@ -56,6 +70,17 @@ class Claim:
     status: ClaimStatus
     result: dict[str, str] = field(default_factory=dict)
     emitted: bool = False
+
+
+@dataclass(frozen=True)
+class SendClaim:
+    """What `Table.claim_send` writes: an outbound email's claim and attempt `token`."""
+
+    claim_key: str
+    payload_hash: str
+    token: str
+    lease_seconds: float
+    ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -78,13 +103,47 @@ def decide_claim(existing: dict[str, Any], payload_hash: str) -> Claim:
     return Claim("in_progress")
 
 
-def _send_mark(key: str, token: str, now: float, ttl_seconds: int) -> dict[str, Any]:
+def _claim_put(
+    key: str, payload_hash: str, now: float, lease_seconds: float, ttl_seconds: int
+) -> dict[str, Any]:
+    """A claim's conditional Put: free, expired, or an in-progress lease that lapsed."""
     return {
-        KEY_ATTRIBUTE: {"S": key},
-        "token": {"S": token},
-        "startedAt": {"N": f"{now:.3f}"},
-        TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
+        "Item": {
+            KEY_ATTRIBUTE: {"S": key},
+            "status": {"S": IN_PROGRESS},
+            "payloadHash": {"S": payload_hash},
+            "leaseExpiresAt": {"N": f"{now + lease_seconds:.3f}"},
+            TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
+            "createdAt": {"N": f"{now:.3f}"},
+        },
+        "ConditionExpression": _CLAIM_CONDITION,
+        "ExpressionAttributeNames": {
+            "#pk": KEY_ATTRIBUTE,
+            "#exp": TTL_ATTRIBUTE,
+            "#status": "status",
+            "#lease": "leaseExpiresAt",
+        },
+        "ExpressionAttributeValues": {
+            ":now": {"N": f"{now:.3f}"},
+            ":in_progress": {"S": IN_PROGRESS},
+        },
     }
+
+
+def _mark_of(item: dict[str, Any], now: float) -> SendMark:
+    """The send marker an item carries (its token, when it began, what cut it off)."""
+    return SendMark(
+        token=item.get("token", {}).get("S", ""),
+        started_at=float(item.get("startedAt", {}).get("N", now)),
+        cause=item.get("cause", {}).get("S", ""),
+    )
+
+
+def _fields_item(key: str, fields: dict[str, str], expires_at: float) -> dict[str, Any]:
+    item: dict[str, Any] = {k: {"S": v} for k, v in fields.items()}
+    item[KEY_ATTRIBUTE] = {"S": key}
+    item[TTL_ATTRIBUTE] = {"N": str(int(expires_at))}
+    return item
 
 
 def _same_token(token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -104,6 +163,11 @@ def _same_token(token: str, values: dict[str, Any] | None = None) -> dict[str, A
     return arguments
 
 
+def _strings(item: dict[str, Any]) -> dict[str, str]:
+    """An item's string attributes, as plain values."""
+    return {k: v["S"] for k, v in item.items() if "S" in v}
+
+
 def _condition_failed(exc: ClientError) -> bool:
     return aws_error_code(exc) == _CONDITION_FAILED
 
@@ -115,6 +179,10 @@ class Table:
     dynamodb: DynamoDBClient
     name: str
     clock: Callable[[], float] = time.time
+    _reads: Batcher[list[str], dict[str, dict[str, str]]] | None = field(
+        default=None, init=False, repr=False
+    )
+    _writes: Batcher[dict[str, Any], None] | None = field(default=None, init=False, repr=False)
 
     # --- claims ----------------------------------------------------------------------
 
@@ -122,29 +190,10 @@ class Table:
         self, key: str, *, payload_hash: str, lease_seconds: float, ttl_seconds: int
     ) -> Claim:
         now = self.clock()
-        item = {
-            KEY_ATTRIBUTE: {"S": key},
-            "status": {"S": IN_PROGRESS},
-            "payloadHash": {"S": payload_hash},
-            "leaseExpiresAt": {"N": f"{now + lease_seconds:.3f}"},
-            TTL_ATTRIBUTE: {"N": str(int(now + ttl_seconds))},
-            "createdAt": {"N": f"{now:.3f}"},
-        }
         try:
             await self.dynamodb.put_item(
                 TableName=self.name,
-                Item=item,
-                ConditionExpression=_CLAIM_CONDITION,
-                ExpressionAttributeNames={
-                    "#pk": KEY_ATTRIBUTE,
-                    "#exp": TTL_ATTRIBUTE,
-                    "#status": "status",
-                    "#lease": "leaseExpiresAt",
-                },
-                ExpressionAttributeValues={
-                    ":now": {"N": f"{now:.3f}"},
-                    ":in_progress": {"S": IN_PROGRESS},
-                },
+                **_claim_put(key, payload_hash, now, lease_seconds, ttl_seconds),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -158,16 +207,19 @@ class Table:
             return decide_claim(existing, payload_hash)
         return Claim("acquired")
 
-    async def complete(self, key: str, result: dict[str, str]) -> None:
-        """Mark the side effect done; later claims see `completed` with this result."""
+    async def complete(self, key: str, result: dict[str, str], *, emitted: bool = False) -> None:
+        """Mark the side effect done; later claims see `completed` with this result (and,
+        with `emitted`, that its status event is already on the app's queue)."""
         await self.dynamodb.update_item(
             TableName=self.name,
             Key={KEY_ATTRIBUTE: {"S": key}},
-            UpdateExpression="SET #status = :completed, #result = :result REMOVE leaseExpiresAt",
+            UpdateExpression="SET #status = :completed, #result = :result, emitted = :emitted"
+            " REMOVE leaseExpiresAt",
             ExpressionAttributeNames={"#status": "status", "#result": "result"},
             ExpressionAttributeValues={
                 ":completed": {"S": COMPLETED},
                 ":result": {"M": {k: {"S": v} for k, v in result.items()}},
+                ":emitted": {"BOOL": emitted},
             },
         )
 
@@ -194,43 +246,125 @@ class Table:
             if not _condition_failed(exc):
                 raise
 
-    # --- send markers ----------------------------------------------------------------
+    async def claim_send(self, send: SendClaim) -> tuple[Claim, SendMark | None]:
+        """Claim an outbound email and mark attempt `send.token` as about to send: one
+        conditional UpdateItem, because the marker lives on the claim item.
 
-    async def mark_send(self, key: str, token: str, ttl_seconds: int) -> SendMark | None:
-        """Write attempt `token`'s marker; None on success, else the marker already there."""
+        Returns the claim and, when the claim was acquired from a lapsed holder whose
+        attempt had begun, that attempt's marker (this attempt's token is then *not*
+        written: `take_over` replaces it once the earlier send is proven not to have
+        happened). An expired item is replaced whole, as if there were none.
+        """
         now = self.clock()
         try:
-            await self.dynamodb.put_item(
+            response = await self.dynamodb.update_item(
                 TableName=self.name,
-                Item=_send_mark(key, token, now, ttl_seconds),
-                ConditionExpression="attribute_not_exists(#pk) OR #exp < :now",
-                ExpressionAttributeNames={"#pk": KEY_ATTRIBUTE, "#exp": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
+                Key={KEY_ATTRIBUTE: {"S": send.claim_key}},
+                UpdateExpression="SET #status = :in_progress, payloadHash = :hash,"
+                " #lease = :lease, #exp = :exp, createdAt = :now,"
+                " #token = if_not_exists(#token, :token),"
+                " startedAt = if_not_exists(startedAt, :now)",
+                ConditionExpression="attribute_not_exists(#pk)"
+                " OR (#status = :in_progress AND #lease < :now AND #exp >= :now)",
+                ExpressionAttributeNames={
+                    "#pk": KEY_ATTRIBUTE,
+                    "#exp": TTL_ATTRIBUTE,
+                    "#status": "status",
+                    "#lease": "leaseExpiresAt",
+                    "#token": "token",
+                },
+                ExpressionAttributeValues={
+                    ":now": {"N": f"{now:.3f}"},
+                    ":in_progress": {"S": IN_PROGRESS},
+                    ":hash": {"S": send.payload_hash},
+                    ":lease": {"N": f"{now + send.lease_seconds:.3f}"},
+                    ":exp": {"N": str(int(now + send.ttl_seconds))},
+                    ":token": {"S": send.token},
+                },
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if not _condition_failed(exc):
                 raise
-            old = await self._existing(exc, key)
-            if not old:  # cleared between our write and our read: it proved nothing sent
-                return await self.mark_send(key, token, ttl_seconds)
-            return SendMark(
-                token=old.get("token", {}).get("S", ""),
-                started_at=float(old.get("startedAt", {}).get("N", now)),
-                cause=old.get("cause", {}).get("S", ""),
-            )
-        return None
+            existing = await self._existing(exc, send.claim_key)
+            if existing and float(existing.get(TTL_ATTRIBUTE, {}).get("N", "0")) < now:
+                return await self._replace_expired(send, existing, now)
+            if not existing:
+                return Claim("in_progress"), None  # released meanwhile: retry shortly
+            return decide_claim(existing, send.payload_hash), None
+        old = response.get("Attributes") or {}
+        if "token" not in old:
+            return Claim("acquired"), None
+        return Claim("acquired"), _mark_of(old, now)
 
-    async def replace_send_mark(
-        self, key: str, old: SendMark, token: str, ttl_seconds: int
-    ) -> bool:
-        """Take over `old`'s marker for attempt `token` (its send is proven not to have
-        happened); False when the marker is no longer `old` (another attempt took it)."""
+    async def _replace_expired(
+        self, send: SendClaim, expired: dict[str, Any], now: float
+    ) -> tuple[Claim, SendMark | None]:
+        """An expired claim (TTL deletes lazily) counts as none: overwrite it whole."""
+        item = {
+            **_claim_put(
+                send.claim_key, send.payload_hash, now, send.lease_seconds, send.ttl_seconds
+            )["Item"],
+            "token": {"S": send.token},
+            "startedAt": {"N": f"{now:.3f}"},
+        }
         try:
             await self.dynamodb.put_item(
                 TableName=self.name,
-                Item=_send_mark(key, token, self.clock(), ttl_seconds),
-                **_same_token(old.token),
+                Item=item,
+                ConditionExpression="#exp = :seen",
+                ExpressionAttributeNames={"#exp": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":seen": expired[TTL_ATTRIBUTE]},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            return Claim("in_progress"), None  # someone else replaced it first
+        return Claim("acquired"), None
+
+    async def read_claim(self, key: str, payload_hash: str) -> Claim | None:
+        """What a live claim says to a new claimant, without claiming; None when free."""
+        response = await self.dynamodb.get_item(
+            TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if not item or float(item.get(TTL_ATTRIBUTE, {}).get("N", "0")) < self.clock():
+            return None
+        return decide_claim(dict(item), payload_hash)
+
+    async def lapse(self, key: str) -> None:
+        """Give up an in-progress claim but keep its send marker: the next claimant
+        acquires it at once and learns of the marker (`claim_send`)."""
+        try:
+            await self.dynamodb.update_item(
+                TableName=self.name,
+                Key={KEY_ATTRIBUTE: {"S": key}},
+                UpdateExpression="SET #lease = :zero",
+                ConditionExpression="#status = :in_progress",
+                ExpressionAttributeNames={"#status": "status", "#lease": "leaseExpiresAt"},
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":in_progress": {"S": IN_PROGRESS},
+                },
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    # --- send markers ----------------------------------------------------------------
+
+    async def take_over(self, key: str, old: SendMark, token: str) -> bool:
+        """Replace `old`'s marker with attempt `token`'s (the earlier send is proven not
+        to have happened); False when the marker is no longer `old` (another took it)."""
+        try:
+            await self.dynamodb.update_item(
+                TableName=self.name,
+                Key={KEY_ATTRIBUTE: {"S": key}},
+                UpdateExpression="SET #token = :new, startedAt = :now REMOVE cause",
+                **_same_token(
+                    old.token, {":new": {"S": token}, ":now": {"N": f"{self.clock():.3f}"}}
+                ),
             )
         except ClientError as exc:
             if not _condition_failed(exc):
@@ -252,7 +386,8 @@ class Table:
                 raise
 
     async def clear_send_mark(self, key: str, token: str) -> None:
-        """SES's answer proved attempt `token` sent nothing: a retry may send."""
+        """SES's answer proved attempt `token` sent nothing: drop the claim with its
+        marker, so that a retry claims afresh and sends."""
         try:
             await self.dynamodb.delete_item(
                 TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, **_same_token(token)
@@ -265,9 +400,7 @@ class Table:
 
     async def remember(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
         """Write an item of string fields (a fresh key: nothing to overwrite)."""
-        item = {k: {"S": v} for k, v in fields.items()}
-        item[KEY_ATTRIBUTE] = {"S": key}
-        item[TTL_ATTRIBUTE] = {"N": str(int(self.clock() + ttl_seconds))}
+        item = _fields_item(key, fields, self.clock() + ttl_seconds)
         await self.dynamodb.put_item(TableName=self.name, Item=item)
 
     async def record_evidence(
@@ -287,7 +420,7 @@ class Table:
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        return {k: v["S"] for k, v in response.get("Attributes", {}).items() if "S" in v}
+        return _strings(response.get("Attributes", {}))
 
     async def read_fields(self, key: str) -> dict[str, str] | None:
         """An item's string attributes (consistent read); None when there is none."""
@@ -295,9 +428,7 @@ class Table:
             TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if not item:
-            return None
-        return {k: v["S"] for k, v in item.items() if "S" in v}
+        return _strings(item) if item else None
 
     async def advance_mark(self, key: str, at: float, ttl_seconds: int) -> None:
         """Raise a time mark to `at` (never lower it: events arrive out of order)."""
@@ -365,7 +496,20 @@ class Table:
         return True
 
     async def read_many(self, keys: list[str]) -> dict[str, dict[str, str]]:
-        """Items by key (consistent BatchGetItem; absent keys are absent from the result)."""
+        """Items by key (consistent BatchGetItem; absent keys are absent from the result).
+
+        Concurrent callers share BatchGetItem calls (`mailflow.aws.batch`): ten handlers
+        screening their recipients at once cost one request, not ten.
+        """
+        if self._reads is None:
+            self._reads = Batcher(self._read_for_all, max_items=100, max_size=100, size_of=len)
+        return await self._reads.submit(list(keys))
+
+    async def _read_for_all(self, requests: Sequence[list[str]]) -> list[dict[str, dict[str, str]]]:
+        found = await self._batch_get([k for keys in requests for k in keys])
+        return [{k: found[k] for k in keys if k in found} for keys in requests]
+
+    async def _batch_get(self, keys: list[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         pending: list[str] = list(dict.fromkeys(keys))
         while pending:
@@ -376,17 +520,44 @@ class Table:
                     "ConsistentRead": True,
                 }
             }
-            for _ in range(5):
+            for attempt in range(5):
                 response = await self.dynamodb.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.name, []):
-                    fields = {k: v["S"] for k, v in item.items() if "S" in v}
+                    fields = _strings(item)
                     found[fields[KEY_ATTRIBUTE]] = fields
                 request = dict(response.get("UnprocessedKeys") or {})
                 if not request:
                     break
+                await anyio.sleep(_UNPROCESSED_BACKOFF_SECONDS * 2**attempt)
             else:
                 raise RuntimeError(f"DynamoDB left keys unread after 5 tries: {request}")
         return found
+
+    async def put_soon(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
+        """Write an item of string fields (a fresh key: nothing to overwrite), sharing a
+        BatchWriteItem with concurrent callers."""
+        if self._writes is None:
+            self._writes = Batcher(self._write_for_all, max_items=25)
+        await self._writes.submit(_fields_item(key, fields, self.clock() + ttl_seconds))
+
+    async def _write_for_all(self, items: Sequence[dict[str, Any]]) -> list[None]:
+        # One key twice in a request is refused: the last write wins, as it would alone.
+        unique = {item[KEY_ATTRIBUTE]["S"]: item for item in items}
+        await self._batch_put([{"PutRequest": {"Item": item}} for item in unique.values()])
+        return [None] * len(items)
+
+    async def _batch_put(self, requests: list[dict[str, Any]]) -> None:
+        """BatchWriteItem in 25s, retrying (with a short backoff) what DynamoDB left."""
+        for start in range(0, len(requests), 25):
+            request: dict[str, Any] = {self.name: requests[start : start + 25]}
+            for attempt in range(5):
+                response = await self.dynamodb.batch_write_item(RequestItems=request)
+                request = dict(response.get("UnprocessedItems") or {})
+                if not request:
+                    break
+                await anyio.sleep(_UNPROCESSED_BACKOFF_SECONDS * 2**attempt)
+            else:
+                raise RuntimeError(f"DynamoDB left items unwritten after 5 tries: {request}")
 
     async def delete(self, key: str) -> dict[str, str] | None:
         """Remove an item; what it held, or None when there was none."""
@@ -394,24 +565,17 @@ class Table:
             TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ReturnValues="ALL_OLD"
         )
         old = response.get("Attributes")
-        return {k: v["S"] for k, v in old.items() if "S" in v} if old else None
+        return _strings(old) if old else None
 
     async def put_markers(self, keys: list[str], ttl_seconds: int) -> None:
         """Several markers in one BatchWriteItem (retrying what DynamoDB left unwritten)."""
         expires = {"N": str(int(self.clock() + ttl_seconds))}
-        items = [
-            {"PutRequest": {"Item": {KEY_ATTRIBUTE: {"S": k}, TTL_ATTRIBUTE: expires}}}
-            for k in dict.fromkeys(keys)
-        ]
-        for start in range(0, len(items), 25):
-            request: dict[str, Any] = {self.name: items[start : start + 25]}
-            for _ in range(5):
-                response = await self.dynamodb.batch_write_item(RequestItems=request)
-                request = dict(response.get("UnprocessedItems") or {})
-                if not request:
-                    break
-            else:
-                raise RuntimeError(f"DynamoDB left markers unwritten after 5 tries: {request}")
+        await self._batch_put(
+            [
+                {"PutRequest": {"Item": {KEY_ATTRIBUTE: {"S": k}, TTL_ATTRIBUTE: expires}}}
+                for k in dict.fromkeys(keys)
+            ]
+        )
 
     # --- rate windows ----------------------------------------------------------------
 

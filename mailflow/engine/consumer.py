@@ -4,7 +4,7 @@ Long poll, batches of up to 10, bounded concurrency, each message on its own (on
 message never touches its neighbours), a visibility heartbeat while a pipeline works,
 delete only on success. What the pipeline returns or raises decides the message's fate:
 
-- an `Outcome`                 -> DeleteMessage
+- an `Outcome`                 -> DeleteMessage (batched with its neighbours' deletes)
 - an `Outcome` with a deferral -> re-send with DelaySeconds<=900, delete (not an attempt)
 - an AWS outage (5xx, no answer, throttling) -> re-send with a growing delay, delete:
   waiting out an outage is not an attempt, for up to `outage_patience_seconds`
@@ -374,7 +374,7 @@ class Consumer:
         """Write the failure record and let the pipeline tell the app; False keeps the message."""
         try:
             dlq_url = await self.clients.queues.url(self.dlq)
-            await self.clients.sqs.send_message(QueueUrl=dlq_url, MessageBody=record.to_wire())
+            await self.clients.outbox.send_message(QueueUrl=dlq_url, MessageBody=record.to_wire())
             metrics.DLQ_RECORDS.labels(self.direction, record.error_code.split(":")[0]).inc()
             await self.handler.on_permanent_failure(
                 message, as_mailflow_error(exc, "unexpected error"), record
@@ -420,7 +420,7 @@ class Consumer:
         extra: dict[str, Any] = {"MessageAttributes": attributes} if attributes else {}
         resent = await self._guarded(
             "message.defer_resend_failed",
-            lambda: self.clients.sqs.send_message(
+            lambda: self.clients.outbox.send_message(
                 QueueUrl=message.queue_url,
                 MessageBody=message.body,
                 DelaySeconds=seconds,
@@ -438,7 +438,7 @@ class Consumer:
         # timeout and the pipelines' idempotency turns the repeat into a no-op.
         return await self._guarded(
             "message.delete_failed",
-            lambda: self.clients.sqs.delete_message(
+            lambda: self.clients.outbox.delete_message(
                 QueueUrl=message.queue_url, ReceiptHandle=message.receipt_handle
             ),
         )

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from moto.server import ThreadedMotoServer
 
@@ -60,6 +61,33 @@ def _fast_moto_clock() -> None:
         setattr(module, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
+def _atomic_moto_writes() -> None:
+    """Make moto's DynamoDB item writes atomic, as DynamoDB's are.
+
+    moto's threaded server runs requests concurrently and its backend has no lock: two
+    conditional writes to one absent item can both pass their condition and both write
+    (two racing claims both "acquired", an email sent twice). DynamoDB evaluates the
+    condition and writes as one step; one lock around the backend's item operations
+    restores that. Only the embedded endpoint is touched.
+    """
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend.update_item, "mailflow_atomic", False):
+        return
+    lock = threading.RLock()
+    for name in ("get_item", "put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: object, __original: Any = original, **kwargs: object) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        locked.mailflow_atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
+
+
 @contextmanager
 def embedded_aws(port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
     """Run moto's server on host:port (0 = any free port) and yield its endpoint URL.
@@ -69,6 +97,7 @@ def embedded_aws(port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
     """
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _fast_moto_clock()
+    _atomic_moto_writes()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     try:

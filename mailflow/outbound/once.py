@@ -1,10 +1,10 @@
 """Sent at most once: the claim and the send marker of one outbound email, in the table.
 
-    claim (source, correlationId) ── build ── mark send ── SendEmail ── complete claim
-                 │                                 │            │
-      a failure here releases the claim   SES refused (4xx):    no answer, 5xx, cut off:
-      (nothing was sent: a retry sends)   forget marker, release the outcome is unknown;
-                                          (nothing was sent)    keep the marker
+    build ── claim + mark send (one UpdateItem) ── SendEmail ── tell app ── complete claim
+      │                                          │            │
+      a failure before SendEmail releases   SES refused (4xx):    no answer, 5xx, cut off:
+      the claim (nothing was sent:          forget marker, release the outcome is unknown;
+      a retry sends)                        (nothing was sent)    keep the marker
 
 Every send attempt has a random token, written on the marker and carried by the email to
 SES (tag and header) and back in SES's events. An attempt that finds an earlier marker
@@ -33,7 +33,7 @@ import anyio
 import structlog
 
 from mailflow.aws import keys
-from mailflow.aws.table import Claim, SendMark, Table
+from mailflow.aws.table import Claim, SendClaim, SendMark, Table
 from mailflow.errors import describe
 from mailflow.feedback.event import SesEvent
 from mailflow.feedback.report import SentBy
@@ -116,31 +116,36 @@ class SendLedger:
     def __post_init__(self) -> None:
         self.evidence = SendEvidence(self.table, self.feedback_ttl_seconds)
 
-    async def claim(self, email: ValidatedEmail) -> Claim:
-        return await self.table.claim(
-            _claim_key(email),
-            payload_hash=email.payload_hash,
-            lease_seconds=self.lease_seconds,
-            ttl_seconds=self.ttl_seconds,
-        )
+    async def read_claim(self, email: ValidatedEmail) -> Claim | None:
+        """What the email's claim says (completed, in progress, ...), without claiming."""
+        return await self.table.read_claim(_claim_key(email), email.payload_hash)
 
     async def remember(self, email: ValidatedEmail, token: str, tracking: bool) -> None:
         """Whose attempt `token` is: SES's events carry only the token, and must find the
-        app (for bounces, complaints) for as long as SES can send them."""
+        app (for bounces, complaints) for as long as SES can send them. Written before the
+        claim (an attempt that never sends leaves an orphan that expires), batched with
+        the other handlers' records."""
         fields = {"app": email.app, "correlationId": email.correlation_id}
         if tracking:
             fields["tracking"] = "1"
-        await self.table.remember(keys.send_token(token), fields, self.feedback_ttl_seconds)
+        await self.table.put_soon(keys.send_token(token), fields, self.feedback_ttl_seconds)
 
-    async def mark_send(self, email: ValidatedEmail, token: str) -> SendMark | None:
-        """Write attempt `token`'s marker; None on success, else the earlier attempt's."""
-        return await self.table.mark_send(_marker_key(email), token, self.ttl_seconds)
+    async def claim_send(self, email: ValidatedEmail, token: str) -> tuple[Claim, SendMark | None]:
+        """Claim the email and mark attempt `token` as about to send, in one write; the
+        earlier attempt's marker when the claim was lapsed with one on it."""
+        return await self.table.claim_send(
+            SendClaim(
+                claim_key=_claim_key(email),
+                payload_hash=email.payload_hash,
+                token=token,
+                lease_seconds=self.lease_seconds,
+                ttl_seconds=self.ttl_seconds,
+            )
+        )
 
     async def take_over(self, email: ValidatedEmail, earlier: SendMark, token: str) -> bool:
         """Replace a marker whose send is proven not to have happened."""
-        return await self.table.replace_send_mark(
-            _marker_key(email), earlier, token, self.ttl_seconds
-        )
+        return await self.table.take_over(_claim_key(email), earlier, token)
 
     async def resolve(self, earlier: SendMark) -> Resolution:
         if earlier.token and earlier.token in self._voided:
@@ -164,41 +169,44 @@ class SendLedger:
         """Say on the marker why attempt `token`'s outcome is unknown (best effort)."""
         with anyio.CancelScope(shield=True):
             try:
-                await self.table.note_send_cause(_marker_key(email), token, cause)
+                await self.table.note_send_cause(_claim_key(email), token, cause)
             except Exception as exc:
                 log.warning("outbound.cause_not_noted", error=describe(exc))
 
     async def release(self, email: ValidatedEmail) -> None:
-        """Give up the claim (nothing of ours is in flight): a retry may claim again."""
+        """Give up the claim, keeping any send marker on it: a retry may claim again."""
         with anyio.CancelScope(shield=True):
             try:
-                await self.table.release(_claim_key(email))
+                await self.table.lapse(_claim_key(email))
             except Exception as exc:
                 # The lease lapses by itself; the retry is only delayed.
                 log.warning("outbound.release_failed", error=describe(exc))
 
     async def forget(self, email: ValidatedEmail, token: str) -> None:
-        """SES refused attempt `token` (nothing was sent): drop its marker, then the claim.
+        """SES refused attempt `token` (nothing was sent): drop the claim and its marker.
 
-        If the marker cannot be removed, this process remembers the token as refused, so
-        its own retry sends at once; another task's retry learns it from SES's events.
+        If they cannot be removed, this process remembers the token as refused, so its
+        own retry sends at once; another task's retry learns it from SES's events.
         """
         with anyio.CancelScope(shield=True):
             try:
-                await self.table.clear_send_mark(_marker_key(email), token)
+                await self.table.clear_send_mark(_claim_key(email), token)
             except Exception as exc:
                 log.warning("outbound.marker_clear_failed", error=describe(exc))
                 self._voided[token] = None
                 while len(self._voided) > _VOIDED_KEPT:
                     self._voided.popitem(last=False)
-            await self.release(email)
+                await self.release(email)
 
-    async def complete(self, email: ValidatedEmail, result: dict[str, str]) -> None:
-        """Record the send; retried in place, because SES already sent the email."""
+    async def complete(
+        self, email: ValidatedEmail, result: dict[str, str], *, emitted: bool
+    ) -> None:
+        """Record the send (and whether the app was told); retried in place, because SES
+        already sent the email."""
         with anyio.CancelScope(shield=True):
             for attempt in range(3):
                 try:
-                    await self.table.complete(_claim_key(email), result)
+                    await self.table.complete(_claim_key(email), result, emitted=emitted)
                     return
                 except Exception as exc:
                     log.warning(
@@ -219,7 +227,3 @@ class SendLedger:
 
 def _claim_key(email: ValidatedEmail) -> str:
     return keys.outbound_email(email.app, email.correlation_id)
-
-
-def _marker_key(email: ValidatedEmail) -> str:
-    return keys.send_marker(email.app, email.correlation_id)

@@ -1,8 +1,9 @@
 """The outbound pipeline: SQS message in, at most one SES send out, a status event back.
 
     parse -> validate -> scheduled? (defer) -> governor: rate / quota (defer)
-      -> claim (source, correlationId) -> fetch attachments -> compose -> send marker
-      -> SESv2 SendEmail (raw) -> complete claim -> `email.sent` to the app's queue
+      -> recipients screen -> fetch attachments -> compose
+      -> claim (source, correlationId) + send marker, one write -> SESv2 SendEmail (raw)
+      -> `email.sent` to the app's queue -> complete claim
 
 Exactly once (`mailflow.outbound.once`): the claim is one conditional write; a failure
 *before* the SES call releases it (a retry may send); an SES answer that does not prove
@@ -26,11 +27,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import structlog
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from mailflow.aws.clients import AwsClients
-from mailflow.aws.table import SendMark, Table
+from mailflow.aws.table import Claim, SendMark, Table
 from mailflow.contracts.failure import FailureRecord
 from mailflow.contracts.outbound import SkippedRecipient
 from mailflow.engine.budget import ByteBudget
@@ -67,6 +69,8 @@ log = structlog.get_logger("mailflow.outbound")
 
 # Errors raised before a request reached SES: nothing can have been sent.
 _NOT_SENT_IO = (EndpointConnectionError, ConnectTimeoutError)
+# How long telling the app `email.sent` may take before the send is recorded without it.
+_TELL_TIMEOUT_SECONDS = 20.0
 # SES's refusals, named for the outbound contract (docs/outbound.md).
 SES_CODES = {"aws_bad_request": "ses_bad_request"}
 
@@ -202,7 +206,43 @@ class OutboundPipeline:
         return size
 
     async def _claim_and_send(self, email: ValidatedEmail) -> None:
-        claim = await self.ledger.claim(email)
+        token = new_token()
+        tracked = email.tracking and bool(self.config.tracking_configuration_set)
+        try:
+            skipped = await self.screen.skipped(email)
+        except PolicyRejected as refused:
+            await self._refuse_unless_sent(email, refused)
+            return
+        # Built before the claim: the claim and the marker are one write, made just
+        # before SendEmail (a repeat of a sent email builds for nothing, and stays silent).
+        raw, message_id = await self._build(email, token)
+        configuration_set = (
+            self.config.tracking_configuration_set if tracked else self.config.configuration_set
+        )
+        request = send_email_request(email, raw, configuration_set, token, skip=set(skipped))
+        del raw  # the request holds the bytes now
+        # Before the marker: SES's events about this attempt must find its app.
+        await self.ledger.remember(email, token, tracked)
+        claim, earlier = await self.ledger.claim_send(email, token)
+        if claim.status != "acquired":
+            await self._not_acquired(email, claim)
+            return
+        result = None
+        if earlier is not None:
+            try:
+                result = await self._settle_earlier(email, earlier, token, message_id)
+            except BaseException:
+                await self.ledger.release(email)
+                raise
+        if result is None:
+            sent_at = datetime.fromtimestamp(self.clock(), tz=UTC)
+            ses_message_id = await self._call_ses(email, request, token)
+            self.governor.sent()
+            result = self._result(email, ses_message_id, message_id, sent_at, skipped)
+        await self._finish(email, result)
+
+    async def _not_acquired(self, email: ValidatedEmail, claim: Claim) -> None:
+        """A repeat (silent, or telling the app what it missed), a conflict, or a twin."""
         if claim.status == "completed":
             metrics.DUPLICATES.labels("completed").inc()
             log.info(
@@ -220,13 +260,26 @@ class OutboundPipeline:
                 " for a different email within 24 hours; this one is not sent",
                 code="idempotency_conflict",
             )
-        if claim.status == "in_progress":
-            metrics.DUPLICATES.labels("in_progress").inc()
-            # Usually a racing duplicate whose twin finishes within a second; if the
-            # holder died, its lease lapses. Waiting is not a failed attempt.
-            raise _Hold(Deferral(self._short_delay(), "another worker holds the claim"))
-        result = await self._send_claimed(email)
-        await self.ledger.complete(email, result)
+        metrics.DUPLICATES.labels("in_progress").inc()
+        # Usually a racing duplicate whose twin finishes within a second; if the holder
+        # died, its lease lapses. Waiting is not a failed attempt.
+        raise _Hold(Deferral(self._short_delay(), "another worker holds the claim"))
+
+    async def _refuse_unless_sent(self, email: ValidatedEmail, refused: PolicyRejected) -> None:
+        """No recipient may receive the email: refuse it, unless it was already sent (a
+        repeat stays silent, whatever happened to its recipients since). Nothing is
+        claimed, so the record can be replayed once the recipients are allowed."""
+        claim = await self.ledger.read_claim(email)
+        if claim is not None and claim.status == "completed":
+            await self._not_acquired(email, claim)
+            return
+        raise refused
+
+    async def _finish(self, email: ValidatedEmail, result: dict[str, str]) -> None:
+        """SES sent it: tell the app, then record the send and that the app knows, in one
+        write. Shielded: a worker stopping now must still record the send. If the event
+        cannot be sent, the send is recorded all the same and the message is retried: the
+        repeat finds the claim completed and tells the app then (same eventId)."""
         metrics.SENT.labels(email.app).inc()
         log.info(
             "outbound.sent",
@@ -234,37 +287,18 @@ class OutboundPipeline:
             recipients=result["recipients"],
             settled_by=result.get("settledBy", "answer"),
         )
-        await self._tell_sent(email, result)
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(_TELL_TIMEOUT_SECONDS):
+                    await self.events.sent(email.app, result)
+            except Exception:
+                await self.ledger.complete(email, result, emitted=False)
+                raise
+            await self.ledger.complete(email, result, emitted=True)
 
     async def _tell_sent(self, email: ValidatedEmail, result: dict[str, str]) -> None:
         await self.events.sent(email.app, result)
         await self.ledger.emitted(email)
-
-    async def _send_claimed(self, email: ValidatedEmail) -> dict[str, str]:
-        """Everything between claim and SES; releases the claim when nothing is in flight."""
-        token = new_token()
-        tracked = email.tracking and bool(self.config.tracking_configuration_set)
-        try:
-            skipped = await self.screen.skipped(email)
-            raw, message_id = await self._build(email, token)
-            # Before the marker: SES's events about this attempt must find its app.
-            await self.ledger.remember(email, token, tracked)
-            earlier = await self.ledger.mark_send(email, token)
-            if earlier is not None:
-                settled = await self._settle_earlier(email, earlier, token, message_id)
-                if settled is not None:
-                    return settled
-        except BaseException:
-            await self.ledger.release(email)
-            raise
-        sent_at = datetime.fromtimestamp(self.clock(), tz=UTC)
-        configuration_set = (
-            self.config.tracking_configuration_set if tracked else self.config.configuration_set
-        )
-        request = send_email_request(email, raw, configuration_set, token, skip=set(skipped))
-        ses_message_id = await self._call_ses(email, request, token)
-        self.governor.sent()
-        return self._result(email, ses_message_id, message_id, sent_at, skipped)
 
     def _result(
         self,

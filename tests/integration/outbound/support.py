@@ -63,3 +63,23 @@ def sent_mail(endpoint: str) -> list[SentMail]:
 
 def text_of(part: EmailMessage) -> str:
     return str(part.get_content()).replace("\r\n", "\n")
+
+
+async def abandoned_attempt(
+    table: Any, correlation_id: str, token: str, *, app: str = "app1", payload_hash: str = ""
+) -> None:
+    """What a worker killed during SendEmail leaves: the email's claim, lapsed, with its
+    attempt's send marker on it (`table.clock` says when the attempt began)."""
+    from mailflow.aws import keys
+    from mailflow.aws.table import SendClaim
+
+    claim, earlier = await table.claim_send(
+        SendClaim(
+            claim_key=keys.outbound_email(app, correlation_id),
+            payload_hash=payload_hash,
+            token=token,
+            lease_seconds=0,
+            ttl_seconds=3600,
+        )
+    )
+    assert (claim.status, earlier) == ("acquired", None)

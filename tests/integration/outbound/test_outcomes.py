@@ -25,7 +25,7 @@ from mailflow.outbound.pipeline import OutboundPipeline, SendOutcomeUnknown
 from mailflow.settings import Settings
 from tests.fault_proxy import FaultProxy
 from tests.helpers import receive_all
-from tests.integration.outbound.support import message, sent_mail
+from tests.integration.outbound.support import abandoned_attempt, message, sent_mail
 from tests.integration.outbound.test_pipeline import events, sqs_message
 
 VISIBILITY = 10
@@ -142,7 +142,7 @@ async def age_marker(
 ) -> None:
     await clients.dynamodb.update_item(
         TableName=settings.idempotency_table,
-        Key={keys.KEY_ATTRIBUTE: {"S": keys.send_marker("app1", correlation_id)}},
+        Key={keys.KEY_ATTRIBUTE: {"S": keys.outbound_email("app1", correlation_id)}},
         UpdateExpression="SET startedAt = startedAt - :s",
         ExpressionAttributeValues={":s": {"N": str(seconds)}},
     )
@@ -156,9 +156,12 @@ async def test_an_attempt_no_event_settles_within_the_window_is_reported_unknown
 
     started = time.time() - WINDOW - 5
     earlier = Table(clients.dynamodb, settings.idempotency_table, clock=lambda: started)
-    marker = keys.send_marker("app1", "unique-id-123")
-    await earlier.mark_send(marker, "d" * 32, 3600)
-    await earlier.note_send_cause(marker, "d" * 32, "answered HTTP 503 ServiceUnavailable")
+    await abandoned_attempt(earlier, "unique-id-123", "d" * 32)
+    await earlier.note_send_cause(
+        keys.outbound_email("app1", "unique-id-123"),
+        "d" * 32,
+        "answered HTTP 503 ServiceUnavailable",
+    )
     with pytest.raises(SendOutcomeUnknown) as info:
         await OutboundPipeline(settings, clients).handle(sqs_message(message()))
     text = str(info.value)

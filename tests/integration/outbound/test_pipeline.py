@@ -20,6 +20,7 @@ from mailflow.outbound.pipeline import OutboundPipeline, SendOutcomeUnknown
 from mailflow.settings import Settings
 from tests.helpers import receive_all
 from tests.integration.outbound.support import (
+    abandoned_attempt,
     message,
     sent_mail,
     text_of,
@@ -134,8 +135,7 @@ async def test_interrupted_send_is_never_repeated(
 ) -> None:
     """A worker killed during SendEmail left its marker; its lease has lapsed."""
     earlier = Table(aws.dynamodb, provisioned.idempotency_table, clock=lambda: time.time() - 1000)
-    marker = keys.send_marker("app1", "unique-id-123")
-    assert await earlier.mark_send(marker, "a" * 32, 3600) is None
+    await abandoned_attempt(earlier, "unique-id-123", "a" * 32)
     with pytest.raises(SendOutcomeUnknown) as info:
         await handler.handle(sqs_message(README_CAMEL))
     assert not info.value.retryable
@@ -150,7 +150,7 @@ async def test_young_marker_waits_for_the_first_sender(
     handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
 ) -> None:
     table = Table(aws.dynamodb, provisioned.idempotency_table)
-    await table.mark_send(keys.send_marker("app1", "unique-id-123"), "b" * 32, 3600)
+    await abandoned_attempt(table, "unique-id-123", "b" * 32)
     outcome = await handler.handle(sqs_message(README_CAMEL))
     assert outcome.deferral is not None
     assert "waiting for SES's events" in outcome.deferral.reason
@@ -161,7 +161,7 @@ async def test_expired_marker_does_not_block_a_new_send(
     handler: OutboundPipeline, aws: AwsClients, provisioned: Settings, moto_endpoint: str
 ) -> None:
     old = Table(aws.dynamodb, provisioned.idempotency_table, clock=lambda: time.time() - 7200)
-    await old.mark_send(keys.send_marker("app1", "unique-id-123"), "c" * 32, 3600)  # expired
+    await abandoned_attempt(old, "unique-id-123", "c" * 32)  # expired
     await handler.handle(sqs_message(README_CAMEL))
     assert len(sent_mail(moto_endpoint)) == 1
 
