@@ -1,7 +1,7 @@
 """Who an outbound email may go to: suppression, mail loops.
 
-Checked after the claim (a repeat of an email already sent stays silent, whatever
-happened to its recipients since) and before anything is built:
+Checked before anything is built or claimed (the pipeline refuses only an email that
+was not already sent: a repeat stays silent, whatever happened to its recipients since):
 
 - an automatic email (`Auto-Submitted` other than `no`) that answers a message mailflow
   received as automated (an auto-reply, a bounce, bulk mail: the inbound side remembers
