@@ -201,3 +201,32 @@ async def test_a_failure_event_reaches_the_app_once_when_the_message_fails_twice
     (event,) = await events(clients, settings, "app1", 1)
     assert event["type"] == "email.failed"
     assert event["eventId"]
+
+
+async def test_a_sent_email_whose_event_cannot_be_sent_is_recorded_and_told_on_the_retry(
+    settings: Settings, clients: AwsClients, proxy: FaultProxy, moto_endpoint: str
+) -> None:
+    """SQS refuses the `email.sent` event: the send is recorded all the same (a retry
+    must not send again), the message fails for a retry, and the retry tells the app."""
+    body = message()
+    proxy.set_sqs_faults(1.0, frozenset({"SendMessage", "SendMessageBatch"}))
+    from mailflow.errors import MailflowError
+
+    with pytest.raises(MailflowError) as info:
+        await OutboundPipeline(settings, clients).handle(sqs_message(body))
+    assert info.value.retryable
+    proxy.set_sqs_faults(0.0)
+    assert len(sent_mail(moto_endpoint)) == 1
+    claim = await clients.dynamodb.get_item(
+        TableName=settings.idempotency_table,
+        Key={keys.KEY_ATTRIBUTE: {"S": keys.outbound_email("app1", body["correlationId"])}},
+        ConsistentRead=True,
+    )
+    assert claim["Item"]["status"]["S"] == "completed"
+    assert claim["Item"]["emitted"]["BOOL"] is False
+
+    outcome = await OutboundPipeline(settings, clients).handle(sqs_message(body))
+    assert outcome.deferral is None
+    assert len(sent_mail(moto_endpoint)) == 1
+    (event,) = await events(clients, settings, "app1", 1)
+    assert (event["type"], event["correlationId"]) == ("email.sent", body["correlationId"])
