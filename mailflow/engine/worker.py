@@ -21,6 +21,7 @@ from mailflow.aws.keys import KEY_ATTRIBUTE
 from mailflow.aws.reachability import SERVICES
 from mailflow.engine.budget import ByteBudget
 from mailflow.engine.consumer import Consumer, EngineConfig
+from mailflow.engine.memory import configure_allocator
 from mailflow.engine.message import BackgroundJob, Direction, Handler
 from mailflow.engine.preflight import check_resources
 from mailflow.errors import describe
@@ -200,6 +201,7 @@ async def run_worker(
     handlers: Mapping[Direction, Handler] | None = None,
 ) -> None:
     """`mailflow run`: check resources, serve HTTP, consume until SIGTERM/SIGINT."""
+    configure_allocator()  # large mail's buffers go back to the kernel when freed
     stop = stop or anyio.Event()
     async with open_clients(settings) as clients:
         if settings.check_resources:

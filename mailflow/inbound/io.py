@@ -6,6 +6,7 @@ only names the operation and, for a missing raw object, the contract's code.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ import anyio
 
 from mailflow.aws.clients import AwsClients
 from mailflow.engine.budget import ByteBudget
+from mailflow.engine.memory import release_free_memory
 from mailflow.errors import PolicyRejected, aws_errors
 from mailflow.inbound.pointer import DEFAULT_MAX_MESSAGE_SIZE, needs_offload, pointer
 
@@ -33,14 +35,16 @@ RAW_EMAIL_CODES = {"object_not_found": "raw_email_missing"}
 async def download_raw(
     clients: AwsClients, bucket: str, key: str, max_bytes: int, budget: ByteBudget
 ) -> AsyncIterator[IO[bytes]]:
-    """Stream the raw email into a spooled temp file (memory up to 8 MB, then disk).
+    """Stream the raw email into memory (up to 8 MB) or else a temporary file on disk.
 
     The email's size is held in the byte budget for as long as the block runs (the
     caller parses and delivers inside it). GetObject's answer tells the size; when the
     budget has no room, the stream is closed while waiting and opened again after, so
     no connection idles. The size limit is checked against Content-Length first and
     again while reading. Writes past the in-memory part go through a worker thread:
-    disk I/O never blocks the event loop.
+    disk I/O never blocks the event loop. A large email is a real file so that the
+    parsed email can read its large parts back from it instead of holding them in
+    memory (see `mailflow.inbound.parse.parse_file`).
     """
     where = f"s3://{bucket}/{key}"
     response = await _get_raw(clients, bucket, key)
@@ -57,10 +61,12 @@ async def download_raw(
             await budget.give(length)
             raise
     try:
-        async with _spooled(response["Body"], where, max_bytes) as spool:
+        async with _spooled(response["Body"], where, max_bytes, length) as spool:
             yield spool
     finally:
         await budget.give(length)
+        if length > SPOOL_IN_MEMORY:  # what a large email freed goes back to the system
+            release_free_memory()
 
 
 async def _get_raw(clients: AwsClients, bucket: str, key: str) -> Any:
@@ -69,8 +75,14 @@ async def _get_raw(clients: AwsClients, bucket: str, key: str) -> Any:
 
 
 @asynccontextmanager
-async def _spooled(body: Any, where: str, max_bytes: int) -> AsyncIterator[IO[bytes]]:
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+async def _spooled(body: Any, where: str, max_bytes: int, length: int) -> AsyncIterator[IO[bytes]]:
+    """The body in a BytesIO, or in a temporary file when it is (or turns out) larger
+    than SPOOL_IN_MEMORY; the file is written from a worker thread."""
+    # Closed in the `finally` below: its life spans the `yield`.
+    spool: IO[bytes] = (
+        io.BytesIO() if length <= SPOOL_IN_MEMORY else tempfile.TemporaryFile()  # noqa: SIM115
+    )
+    try:
         try:
             total = 0
             with aws_errors(f"reading {where}", RAW_EMAIL_CODES):
@@ -78,14 +90,31 @@ async def _spooled(body: Any, where: str, max_bytes: int) -> AsyncIterator[IO[by
                     total += len(chunk)
                     if total > max_bytes:
                         raise _too_large(total, max_bytes)
-                    if total > SPOOL_IN_MEMORY:
-                        await anyio.to_thread.run_sync(spool.write, chunk)
-                    else:
+                    if isinstance(spool, io.BytesIO) and total > SPOOL_IN_MEMORY:
+                        spool = await anyio.to_thread.run_sync(_to_file, spool)
+                    if isinstance(spool, io.BytesIO):
                         spool.write(chunk)
+                    else:
+                        await anyio.to_thread.run_sync(spool.write, chunk)
         finally:
             body.close()
         spool.seek(0)
         yield spool
+    finally:
+        spool.close()
+
+
+def _to_file(memory: io.BytesIO) -> IO[bytes]:
+    """A temporary file holding what `memory` held (a body longer than announced)."""
+    file = tempfile.TemporaryFile()  # noqa: SIM115  (returned open; the caller closes it)
+    try:
+        with memory.getbuffer() as view:
+            file.write(view)
+    except BaseException:
+        file.close()
+        raise
+    memory.close()
+    return file
 
 
 def _too_large(size: int, limit: int) -> PolicyRejected:
@@ -176,7 +205,7 @@ class QueueSender:
             kwargs["MessageGroupId"] = group
             kwargs["MessageDeduplicationId"] = dedup_id
         with aws_errors(f"SendMessage {queue}"):
-            await self.clients.sqs.send_message(**kwargs)
+            await self.clients.outbox.send_message(**kwargs)
         return offloaded
 
     async def _put_payload(self, key: str, body: str) -> None:

@@ -460,13 +460,15 @@ def test_parse_file_reads_like_parse_bytes() -> None:
 
 
 def test_a_parser_that_raises_keeps_what_it_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any exception inside the stdlib parser (a bug on some input we have not met yet)."""
+    """Any exception inside the stdlib parser (a bug on some input we have not met yet).
+
+    The bug is tied to the input, as a real one is: the fast parser meets it, hands the
+    email to the feed parser, which meets it at the same place.
+    """
     real = email.feedparser.FeedParser._parse_headers
-    calls: list[int] = []
 
     def third_block_fails(self: email.feedparser.FeedParser, lines: list[str]) -> None:
-        calls.append(1)
-        if len(calls) == 3:
+        if lines == ["X-Third: block\r\n"]:
             raise KeyError("a bug")
         real(self, lines)
 
@@ -474,7 +476,7 @@ def test_a_parser_that_raises_keeps_what_it_read(monkeypatch: pytest.MonkeyPatch
     parsed = parse_bytes(
         b'Subject: s\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
         b"--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
-        b"--b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n"
+        b"--b\r\nX-Third: block\r\n\r\nsecond\r\n--b--\r\n"
     )
     assert (parsed.subject, parsed.text) == ("s", "first\n")
     assert parsed.defects == ["ParserError:KeyError"]
