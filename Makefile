@@ -42,6 +42,11 @@ unit: $(STAMP)
 
 check: lint typecheck unit
 
+# Benchmarks print figures, they are not tests (docs/performance.md): bench/results/latest.md
+# and .json. Options through BENCH_ARGS: --quick, --compare DIR, --only SECTION, --out PREFIX.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lock:
 	tools/lock.sh
 

@@ -78,14 +78,18 @@ async def _get_raw(clients: AwsClients, bucket: str, key: str) -> Any:
 async def _spooled(body: Any, where: str, max_bytes: int, length: int) -> AsyncIterator[IO[bytes]]:
     """The body in a BytesIO, or in a temporary file when it is (or turns out) larger
     than SPOOL_IN_MEMORY; the file is written from a worker thread."""
-    # Closed in the `finally` below: its life spans the `yield`.
-    spool: IO[bytes] = (
-        io.BytesIO() if length <= SPOOL_IN_MEMORY else tempfile.TemporaryFile()  # noqa: SIM115
-    )
+    # Closed in the `finally` below: its life spans the `yield`. Made inside the error
+    # context, so that a task without a usable temporary directory says where it was.
+    spool: IO[bytes] | None = None
     try:
         try:
             total = 0
             with aws_errors(f"reading {where}", RAW_EMAIL_CODES):
+                spool = (
+                    io.BytesIO()
+                    if length <= SPOOL_IN_MEMORY
+                    else await anyio.to_thread.run_sync(tempfile.TemporaryFile)
+                )
                 while chunk := await body.read(_CHUNK):
                     total += len(chunk)
                     if total > max_bytes:
@@ -101,7 +105,8 @@ async def _spooled(body: Any, where: str, max_bytes: int, length: int) -> AsyncI
         spool.seek(0)
         yield spool
     finally:
-        spool.close()
+        if spool is not None:
+            spool.close()
 
 
 def _to_file(memory: io.BytesIO) -> IO[bytes]:
