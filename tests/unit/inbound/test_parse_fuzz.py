@@ -35,7 +35,8 @@ from mailflow.inbound.routing import Destination
 from tests.unit.inbound.conftest import CORPUS
 
 SEED = int(os.environ.get("PARSE_FUZZ_SEED", "20260309"))
-BUDGET_SECONDS = float(os.environ.get("PARSE_FUZZ_SECONDS", "12"))
+# 6 s keeps `make check` under a minute; PARSE_FUZZ_SECONDS=120 for a longer hunt.
+BUDGET_SECONDS = float(os.environ.get("PARSE_FUZZ_SECONDS", "6"))
 MAX_INPUTS = int(os.environ.get("PARSE_FUZZ_INPUTS", "6000"))
 SLOW_INPUT_SECONDS = 5.0  # the parser's limits bound the worst input near 2 s here
 

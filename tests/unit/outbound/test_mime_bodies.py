@@ -157,7 +157,7 @@ qp_pieces = st.sampled_from(
 )
 
 
-@hsettings(max_examples=500, deadline=None)
+@hsettings(max_examples=200, deadline=None)
 @given(pieces=st.lists(qp_pieces | st.binary(max_size=8).map(lambda b: b.replace(b"\r", b""))))
 def test_property_quoted_printable_is_rfc_2045_and_decodes_back(pieces: list[bytes]) -> None:
     # The composer's input: lines ending in CRLF, no other CR or LF.
