@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 MAX_ENTRIES = 10  # SQS's limit per batch call
+# A handled message's delete holds no slot (the consumer runs it aside), so it can wait
+# longer for company than a send a handler awaits.
+DELETE_LINGER_SECONDS = 0.05
 # SQS's limit on a batch's total payload. AWS raised it to 1 MiB in 2025; emulators and
 # older regions' documentation still say 256 KiB, and the smaller one is always valid.
 MAX_BATCH_BYTES = 262_144
@@ -72,9 +75,15 @@ def _by_id(response: dict[str, Any], count: int, operation: str) -> list[Result]
 class Outbox:
     """Batched `send_message` / `delete_message`, one batcher per queue URL."""
 
-    def __init__(self, sqs: SQSClient, linger: float = DEFAULT_LINGER_SECONDS) -> None:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        linger: float = DEFAULT_LINGER_SECONDS,
+        delete_linger: float = DELETE_LINGER_SECONDS,
+    ) -> None:
         self.sqs = sqs
         self.linger = linger
+        self.delete_linger = delete_linger
         self._sends: dict[str, Batcher[Entry, dict[str, Any]]] = {}
         self._deletes: dict[str, Batcher[str, dict[str, Any]]] = {}
 
@@ -97,7 +106,7 @@ class Outbox:
             batcher = self._deletes[QueueUrl] = Batcher(
                 lambda handles: self._delete_batch(QueueUrl, handles),
                 max_items=MAX_ENTRIES,
-                linger=self.linger,
+                linger=self.delete_linger,
             )
         return await batcher.submit(ReceiptHandle)
 

@@ -197,6 +197,7 @@ class Consumer:
         self._in_flight = 0
         self._slot_freed = anyio.Event()
         self._started: dict[int, float] = {}  # id(message) -> when its handling began
+        self._settlers: anyio.abc.TaskGroup | None = None
         metrics.OLDEST_IN_FLIGHT.labels(self.direction).set_function(self.oldest_in_flight)
 
     def oldest_in_flight(self) -> float:
@@ -209,7 +210,10 @@ class Consumer:
         Work still running when the grace ends is cancelled; its messages are not
         deleted and reappear when their visibility lapses, so nothing is lost.
         """
-        async with anyio.create_task_group() as workers:
+        # Deletes of handled messages run here, after their slots are free (below): they
+        # wait to share a DeleteMessageBatch, and this group outlives the workers' grace.
+        async with anyio.create_task_group() as settlers, anyio.create_task_group() as workers:
+            self._settlers = settlers
             with anyio.CancelScope() as poll_scope:
                 async with anyio.create_task_group() as watcher:
                     watcher.start_soon(self._cancel_on, stop, poll_scope)
@@ -327,7 +331,7 @@ class Consumer:
         if result.deferral is not None:
             await self._defer(message, result.deferral)
             return self._count(result.app, "deferred")
-        await self._delete(message)
+        await self._delete_soon(message)
         log.info("message.handled", app=result.app)
         return self._count(result.app, "success")
 
@@ -432,6 +436,15 @@ class Consumer:
             await self._delete(message)
         else:
             await self._change_visibility(message, seconds)
+
+    async def _delete_soon(self, message: SqsMessage) -> None:
+        """Delete a handled message without holding its slot: the delete waits a moment
+        for others to share its batch (`mailflow.aws.outbox`), and the next message need
+        not wait for it. Its outcome is only ever logged (see `_delete`)."""
+        if self._settlers is None:  # not running under `run`
+            await self._delete(message)
+            return
+        self._settlers.start_soon(self._delete, message)
 
     async def _delete(self, message: SqsMessage) -> bool:
         # On failure the work is done all the same: SQS redelivers after the visibility
