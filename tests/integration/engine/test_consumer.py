@@ -300,3 +300,19 @@ async def test_rejections_are_logged_apart_from_failures(
         e for e in logs if e.get("error_code") == "retries_exhausted:unexpected_error"
     )
     assert isinstance(unexpected["exc_info"], RuntimeError)  # the traceback is logged
+
+
+async def test_handled_messages_are_deleted_in_batches_even_when_stopping_at_once(
+    settings: Settings, aws: AwsClients
+) -> None:
+    """Deletes hold no slot and share DeleteMessageBatch calls; stopping right after the
+    last message was handled still deletes every one (nothing comes back)."""
+    bodies = [f"ok-batch-{i}" for i in range(10)]
+    url = await send(aws, settings.inbound_queue, *bodies)
+    handler = ScriptedHandler()
+    consumer = make_consumer(settings, aws, handler)
+    before = aws.outbox.calls
+    await run_until(consumer, lambda: len(handler.done) == len(bodies))
+    assert sorted(handler.done) == sorted(bodies)
+    assert await queue_count(aws.sqs, url) == 0
+    assert aws.outbox.calls - before <= 5  # ten deletes, in a few batch calls
