@@ -34,13 +34,10 @@ import gc
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -48,6 +45,7 @@ import anyio
 # After PYTHONPATH and the installed package: an older checkout given there wins.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+from bench.inbound_memory import moto_child
 from mailflow.aws.clients import open_clients
 from mailflow.engine.message import SqsMessage
 from mailflow.ops.provision import provision
@@ -66,32 +64,6 @@ def status_kb(field: str) -> int:
 
 def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-
-
-@contextmanager
-def moto_child() -> Iterator[str]:
-    code = (
-        "import sys\n"
-        "from mailflow.local.embedded import embedded_aws\n"
-        "with embedded_aws(port=0) as endpoint:\n"
-        "    print(endpoint, flush=True)\n"
-        "    sys.stdin.read()\n"
-    )
-    proc = subprocess.Popen(  # noqa: S603  (our own interpreter and code)
-        [sys.executable, "-c", code],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    endpoint = proc.stdout.readline().strip()
-    try:
-        yield endpoint
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
 
 
 def body(correlation_id: str, attachment: dict[str, str] | None) -> str:

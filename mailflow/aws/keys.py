@@ -23,11 +23,6 @@ def outbound_email(app: str, correlation_id: str) -> str:
     return f"outbound#{app}#{correlation_id}"
 
 
-def send_marker(app: str, correlation_id: str) -> str:
-    """Marker: a SendEmail call for this email started (its outcome may be unknown)."""
-    return f"outbound-send#{app}#{correlation_id}"
-
-
 def events_watermark() -> str:
     """The latest send time of any SES event the worker has processed (events flow)."""
     return "ses-events#watermark"

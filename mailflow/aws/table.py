@@ -398,11 +398,6 @@ class Table:
 
     # --- SES's events: evidence per attempt, and how far they have come -------------
 
-    async def remember(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
-        """Write an item of string fields (a fresh key: nothing to overwrite)."""
-        item = _fields_item(key, fields, self.clock() + ttl_seconds)
-        await self.dynamodb.put_item(TableName=self.name, Item=item)
-
     async def record_evidence(
         self, key: str, fields: dict[str, str], ttl_seconds: int
     ) -> dict[str, str]:
