@@ -357,6 +357,13 @@ async def test_scheduled_message_is_deferred_without_claim(
     assert sent_mail(moto_endpoint) == []
 
 
+@pytest.mark.moto_only(
+    "LocalStack here serves DynamoDB with moto (the lab's provider override), whose"
+    " conditional writes are not atomic under concurrent requests: two racing claims can"
+    " both pass. DynamoDB evaluates the condition and writes as one step; the embedded"
+    " endpoint does too (mailflow.local.embedded._atomic_moto_writes), so the claim's logic"
+    " is tested there."
+)
 async def test_racing_workers_send_once(
     provisioned: Settings, aws: AwsClients, moto_endpoint: str
 ) -> None:
