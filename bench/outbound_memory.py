@@ -45,7 +45,7 @@ import anyio
 # After PYTHONPATH and the installed package: an older checkout given there wins.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from bench.inbound_memory import moto_child
+from bench.inbound_memory import moto_child, reset_peak, status_kb
 from mailflow.aws.clients import open_clients
 from mailflow.engine.message import SqsMessage
 from mailflow.ops.provision import provision
@@ -53,17 +53,6 @@ from mailflow.outbound.pipeline import OutboundPipeline
 from mailflow.settings import load_settings
 
 MIB = 1024 * 1024
-
-
-def status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
 
 
 def body(correlation_id: str, attachment: dict[str, str] | None) -> str:
