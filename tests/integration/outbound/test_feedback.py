@@ -30,7 +30,7 @@ from mailflow.ops import suppression
 from mailflow.ops.provision import provision
 from mailflow.outbound.pipeline import OutboundPipeline
 from mailflow.settings import Settings
-from tests.helpers import receive_all
+from tests.helpers import receive_all, within_one_clock_hour
 from tests.integration.outbound.support import SentMail, message, sent_mail
 from tests.integration.outbound.test_pipeline import events, failure_record, sqs_message
 
@@ -229,6 +229,7 @@ async def test_a_suppressed_bcc_is_skipped_and_the_others_get_the_email(
 async def test_the_loop_limit_stops_automatic_mail_to_an_automated_sender(
     outbound: OutboundPipeline, clients: AwsClients, settings: Settings, moto_endpoint: str
 ) -> None:
+    await within_one_clock_hour(30)  # the limit is per clock hour
     # What the inbound side wrote when an auto-reply from this address came in.
     table = Table(clients.dynamodb, settings.idempotency_table)
     await table.put_markers([keys.automated_sender("Responder@example.net")], 3600)
