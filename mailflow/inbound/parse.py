@@ -38,6 +38,7 @@ from email.utils import parsedate_to_datetime
 from typing import IO, Any, Literal
 
 from mailflow.contracts.inbound import CharsetFallback, EmailAddress, EmailHeaders, Verdicts
+from mailflow.inbound.b64 import a2b_base64
 from mailflow.inbound.body import RawBody, SharedFile
 from mailflow.inbound.fastmime import build_tree_fast
 from mailflow.inbound.mime import (
@@ -110,7 +111,7 @@ class ParsedAttachment:
             try:
                 # One copy, not the stdlib's four (it splits lines and joins them
                 # again): a 30 MB attachment costs 30 MB here, not about 170 MB.
-                return binascii.a2b_base64(encoded)
+                return a2b_base64(encoded)
             except (binascii.Error, ValueError):
                 pass  # padding errors or 8-bit junk: the stdlib repairs what it can
         payload = self.part.get_payload(decode=True)
