@@ -12,7 +12,7 @@ of one is a plain single call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -85,7 +85,7 @@ class Outbox:
         self.linger = linger
         self.delete_linger = delete_linger
         self._sends: dict[str, Batcher[Entry, dict[str, Any]]] = {}
-        self._deletes: dict[str, Batcher[str, dict[str, Any]]] = {}
+        self._deletes: dict[str, Batcher[Entry, dict[str, Any]]] = {}
 
     async def send_message(self, *, QueueUrl: str, **entry: Any) -> dict[str, Any]:
         """Like `SQSClient.send_message`; answers with the entry's MessageId."""
@@ -104,11 +104,11 @@ class Outbox:
         batcher = self._deletes.get(QueueUrl)
         if batcher is None:
             batcher = self._deletes[QueueUrl] = Batcher(
-                lambda handles: self._delete_batch(QueueUrl, handles),
+                lambda entries: self._delete_batch(QueueUrl, entries),
                 max_items=MAX_ENTRIES,
                 linger=self.delete_linger,
             )
-        return await batcher.submit(ReceiptHandle)
+        return await batcher.submit({"ReceiptHandle": ReceiptHandle})
 
     @property
     def calls(self) -> int:
@@ -117,37 +117,38 @@ class Outbox:
         return sends + sum(b.calls for b in self._deletes.values())
 
     async def _send_batch(self, url: str, entries: Sequence[Entry]) -> list[Result]:
-        if len(entries) == 1:
-            return [await self._send_one(url, entries[0])]
-        request = [{"Id": str(i), **entry} for i, entry in enumerate(entries)]
-        try:
-            response = await self.sqs.send_message_batch(QueueUrl=url, Entries=request)  # type: ignore[arg-type]
-        except ClientError as exc:
-            if not _whole_batch_refused(exc):
-                raise
-            return [await self._send_one(url, entry) for entry in entries]
-        return _by_id(dict(response), len(entries), "SendMessage")
+        return await _batch(
+            url, entries, self.sqs.send_message_batch, self.sqs.send_message, "SendMessage"
+        )
 
-    async def _send_one(self, url: str, entry: Entry) -> Result:
-        try:
-            return dict(await self.sqs.send_message(QueueUrl=url, **entry))
-        except Exception as exc:
-            return exc
+    async def _delete_batch(self, url: str, entries: Sequence[Entry]) -> list[Result]:
+        return await _batch(
+            url, entries, self.sqs.delete_message_batch, self.sqs.delete_message, "DeleteMessage"
+        )
 
-    async def _delete_batch(self, url: str, handles: Sequence[str]) -> list[Result]:
-        if len(handles) == 1:
-            return [await self._delete_one(url, handles[0])]
-        request = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
-        try:
-            response = await self.sqs.delete_message_batch(QueueUrl=url, Entries=request)  # type: ignore[arg-type]
-        except ClientError as exc:
-            if not _whole_batch_refused(exc):
-                raise
-            return [await self._delete_one(url, handle) for handle in handles]
-        return _by_id(dict(response), len(handles), "DeleteMessage")
 
-    async def _delete_one(self, url: str, handle: str) -> Result:
-        try:
-            return dict(await self.sqs.delete_message(QueueUrl=url, ReceiptHandle=handle))
-        except Exception as exc:
-            return exc
+async def _batch(
+    url: str,
+    entries: Sequence[Entry],
+    batch_call: Callable[..., Awaitable[Any]],
+    single_call: Callable[..., Awaitable[Any]],
+    operation: str,
+) -> list[Result]:
+    """One batch call for `entries` (a single call for one), a result per entry."""
+    if len(entries) == 1:
+        return [await _one(single_call, url, entries[0])]
+    request = [{"Id": str(i), **entry} for i, entry in enumerate(entries)]
+    try:
+        response = await batch_call(QueueUrl=url, Entries=request)
+    except ClientError as exc:
+        if not _whole_batch_refused(exc):
+            raise
+        return [await _one(single_call, url, entry) for entry in entries]
+    return _by_id(dict(response), len(entries), operation)
+
+
+async def _one(call: Callable[..., Awaitable[Any]], url: str, entry: Entry) -> Result:
+    try:
+        return dict(await call(QueueUrl=url, **entry))
+    except Exception as exc:
+        return exc

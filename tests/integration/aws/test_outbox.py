@@ -91,6 +91,30 @@ async def test_concurrent_deletes_are_one_request(aws: AwsClients, queue: str) -
     assert await queue_count(aws.sqs, queue) == 0
 
 
+async def test_a_refused_delete_fails_alone_and_its_neighbours_are_deleted(
+    aws: AwsClients, queue: str
+) -> None:
+    for i in range(3):
+        await aws.sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}")
+    handles: list[str] = []
+    while len(handles) < 3:
+        response = await aws.sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60
+        )
+        handles += [m["ReceiptHandle"] for m in response.get("Messages", [])]
+    outbox = Outbox(aws.sqs)
+    answers = await concurrently(
+        [
+            lambda h=h: outbox.delete_message(QueueUrl=queue, ReceiptHandle=h)
+            for h in [*handles, "not-a-receipt-handle"]
+        ]
+    )
+    assert all(isinstance(a, dict) for a in answers[:3])
+    assert isinstance(answers[3], ClientError)
+    assert answers[3].response["Error"]["Code"] == "ReceiptHandleIsInvalid"
+    assert await queue_count(aws.sqs, queue) == 0
+
+
 async def test_a_batch_never_exceeds_the_sqs_payload_limit(aws: AwsClients, queue: str) -> None:
     outbox = Outbox(aws.sqs)
     body = "x" * 100_000  # three of these exceed 256 KiB together
