@@ -13,6 +13,11 @@ Every request is forwarded unchanged to the upstream endpoint, except:
   `InternalError` or has its connection reset without an answer, never reaching
   upstream.
 
+- DynamoDB BatchWriteItem / BatchGetItem, the next `dynamodb_unprocessed` calls of more
+  than one entry: only each table's first entry is forwarded, and the answer names the
+  rest as UnprocessedItems / UnprocessedKeys, as DynamoDB does when it throttles a batch
+  (moto never does).
+
 - services in `outage` (`sqs`, `dynamodb`, `sesv2`, `s3`): every call has its connection
   reset without an answer, as in a network partition.
 - `set_ses_faults(throttle, error, after)`: fractions of SendEmail calls answered 429
@@ -58,6 +63,7 @@ class FaultStats:
     ses_faults: Counter[str] = field(default_factory=Counter)  # "throttle" | "error" | "after"
     mode_calls: Counter[str] = field(default_factory=Counter)  # calls seen per mode
     sqs_faults: Counter[str] = field(default_factory=Counter)  # "SendMessage/reset": n
+    unprocessed: Counter[str] = field(default_factory=Counter)  # "BatchWriteItem": n
 
 
 @dataclass
@@ -73,6 +79,7 @@ class FaultProxy:
     sqs_fault_rate: float = 0.0
     sqs_fault_actions: frozenset[str] = frozenset()
     outage: frozenset[str] = frozenset()
+    dynamodb_unprocessed: int = 0
     latency_seconds: float = 2.0
     stats: FaultStats = field(default_factory=FaultStats)
     # SendEmail request bodies seen (JSON, with the raw MIME data removed), for assertions
@@ -289,6 +296,7 @@ class FaultProxy:
         if request.method == "GET" and request.path == ACCOUNT_PATH and self.account is not None:
             self.stats.account_calls += 1
             return web.json_response(self.account)
+        body, leftover = self._process_partly(request, body)
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         async with self._session.request(
@@ -302,7 +310,39 @@ class FaultProxy:
             await asyncio.sleep(self.hold_send_seconds)
         if ses_fault == "after":  # SES sent it; the answer says otherwise
             return _ses_error(500, "InternalFailure", "injected after the send")
+        if leftover is not None and upstream.status == 200:
+            answer = json.loads(payload)
+            answer.update(leftover)
+            payload = json.dumps(answer).encode()
+            # botocore checks the CRC32 header against the body it now differs from.
+            out_headers = {k: v for k, v in out_headers.items() if k.lower() != "x-amz-crc32"}
         return web.Response(status=upstream.status, body=payload, headers=out_headers)
+
+    def _process_partly(
+        self, request: web.Request, body: bytes
+    ) -> tuple[bytes, dict[str, Any] | None]:
+        """The batch to forward (each table's first entry) and what to call unprocessed."""
+        action = request.headers.get("X-Amz-Target", "").partition(".")[2]
+        if action not in ("BatchWriteItem", "BatchGetItem"):
+            return body, None
+        writes = action == "BatchWriteItem"
+        asked = json.loads(body)
+        tables: dict[str, Any] = asked["RequestItems"]
+        entries = {t: (v if writes else v["Keys"]) for t, v in tables.items()}
+        with self._lock:
+            if self.dynamodb_unprocessed <= 0 or sum(map(len, entries.values())) < 2:
+                return body, None
+            self.dynamodb_unprocessed -= 1
+            self.stats.unprocessed[action] += 1
+        forwarded: dict[str, Any] = {}
+        rest: dict[str, Any] = {}
+        for table, listed in entries.items():
+            first, others = listed[:1], listed[1:]
+            forwarded[table] = first if writes else {**tables[table], "Keys": first}
+            if others:
+                rest[table] = others if writes else {**tables[table], "Keys": others}
+        key = "UnprocessedItems" if writes else "UnprocessedKeys"
+        return json.dumps({**asked, "RequestItems": forwarded}).encode(), {key: rest}
 
 
 def _ses_error(status: int, code: str, message: str) -> web.Response:

@@ -29,7 +29,7 @@ is one item whose attributes are its members' last heartbeats.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -515,17 +515,11 @@ class Table:
                     "ConsistentRead": True,
                 }
             }
-            for attempt in range(5):
-                response = await self.dynamodb.batch_get_item(RequestItems=request)
+            call = self.dynamodb.batch_get_item
+            for response in await _until_processed(call, request, "UnprocessedKeys", "keys unread"):
                 for item in response.get("Responses", {}).get(self.name, []):
                     fields = _strings(item)
                     found[fields[KEY_ATTRIBUTE]] = fields
-                request = dict(response.get("UnprocessedKeys") or {})
-                if not request:
-                    break
-                await anyio.sleep(_UNPROCESSED_BACKOFF_SECONDS * 2**attempt)
-            else:
-                raise RuntimeError(f"DynamoDB left keys unread after 5 tries: {request}")
         return found
 
     async def put_soon(self, key: str, fields: dict[str, str], ttl_seconds: int) -> None:
@@ -545,14 +539,8 @@ class Table:
         """BatchWriteItem in 25s, retrying (with a short backoff) what DynamoDB left."""
         for start in range(0, len(requests), 25):
             request: dict[str, Any] = {self.name: requests[start : start + 25]}
-            for attempt in range(5):
-                response = await self.dynamodb.batch_write_item(RequestItems=request)
-                request = dict(response.get("UnprocessedItems") or {})
-                if not request:
-                    break
-                await anyio.sleep(_UNPROCESSED_BACKOFF_SECONDS * 2**attempt)
-            else:
-                raise RuntimeError(f"DynamoDB left items unwritten after 5 tries: {request}")
+            call = self.dynamodb.batch_write_item
+            await _until_processed(call, request, "UnprocessedItems", "items unwritten")
 
     async def delete(self, key: str) -> dict[str, str] | None:
         """Remove an item; what it held, or None when there was none."""
@@ -651,3 +639,19 @@ class Table:
             TableName=self.name, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
         )
         return dict(response.get("Item", {}))
+
+
+async def _until_processed(
+    call: Callable[..., Awaitable[Any]], request: dict[str, Any], leftover: str, what: str
+) -> list[Any]:
+    """Call a batch API again (backing off) for what DynamoDB left unprocessed, as it
+    does when throttled: every response, or an error after 5 tries."""
+    responses: list[Any] = []
+    for attempt in range(5):
+        response = await call(RequestItems=request)
+        responses.append(response)
+        request = dict(response.get(leftover) or {})
+        if not request:
+            return responses
+        await anyio.sleep(_UNPROCESSED_BACKOFF_SECONDS * 2**attempt)
+    raise RuntimeError(f"DynamoDB left {what} after 5 tries: {request}")
