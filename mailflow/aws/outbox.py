@@ -116,39 +116,47 @@ class Outbox:
         sends = sum(b.calls for b in self._sends.values())
         return sends + sum(b.calls for b in self._deletes.values())
 
+    # The SQS calls are spelled out (not passed as bound methods) so that
+    # tools/iam_actions.py, which derives the task's IAM policy from calls, sees them.
+
     async def _send_batch(self, url: str, entries: Sequence[Entry]) -> list[Result]:
         return await _batch(
-            url, entries, self.sqs.send_message_batch, self.sqs.send_message, "SendMessage"
+            entries,
+            lambda request: self.sqs.send_message_batch(QueueUrl=url, Entries=request),
+            lambda entry: self.sqs.send_message(QueueUrl=url, **entry),
+            "SendMessage",
         )
 
     async def _delete_batch(self, url: str, entries: Sequence[Entry]) -> list[Result]:
         return await _batch(
-            url, entries, self.sqs.delete_message_batch, self.sqs.delete_message, "DeleteMessage"
+            entries,
+            lambda request: self.sqs.delete_message_batch(QueueUrl=url, Entries=request),
+            lambda entry: self.sqs.delete_message(QueueUrl=url, **entry),
+            "DeleteMessage",
         )
 
 
 async def _batch(
-    url: str,
     entries: Sequence[Entry],
-    batch_call: Callable[..., Awaitable[Any]],
-    single_call: Callable[..., Awaitable[Any]],
+    batch_call: Callable[[Any], Awaitable[Any]],
+    single_call: Callable[[Entry], Awaitable[Any]],
     operation: str,
 ) -> list[Result]:
     """One batch call for `entries` (a single call for one), a result per entry."""
     if len(entries) == 1:
-        return [await _one(single_call, url, entries[0])]
+        return [await _one(single_call, entries[0])]
     request = [{"Id": str(i), **entry} for i, entry in enumerate(entries)]
     try:
-        response = await batch_call(QueueUrl=url, Entries=request)
+        response = await batch_call(request)
     except ClientError as exc:
         if not _whole_batch_refused(exc):
             raise
-        return [await _one(single_call, url, entry) for entry in entries]
+        return [await _one(single_call, entry) for entry in entries]
     return _by_id(dict(response), len(entries), operation)
 
 
-async def _one(call: Callable[..., Awaitable[Any]], url: str, entry: Entry) -> Result:
+async def _one(call: Callable[[Entry], Awaitable[Any]], entry: Entry) -> Result:
     try:
-        return dict(await call(QueueUrl=url, **entry))
+        return dict(await call(entry))
     except Exception as exc:
         return exc

@@ -515,8 +515,13 @@ class Table:
                     "ConsistentRead": True,
                 }
             }
-            call = self.dynamodb.batch_get_item
-            for response in await _until_processed(call, request, "UnprocessedKeys", "keys unread"):
+            responses = await _until_processed(
+                lambda items: self.dynamodb.batch_get_item(RequestItems=items),
+                request,
+                "UnprocessedKeys",
+                "keys unread",
+            )
+            for response in responses:
                 for item in response.get("Responses", {}).get(self.name, []):
                     fields = _strings(item)
                     found[fields[KEY_ATTRIBUTE]] = fields
@@ -539,8 +544,12 @@ class Table:
         """BatchWriteItem in 25s, retrying (with a short backoff) what DynamoDB left."""
         for start in range(0, len(requests), 25):
             request: dict[str, Any] = {self.name: requests[start : start + 25]}
-            call = self.dynamodb.batch_write_item
-            await _until_processed(call, request, "UnprocessedItems", "items unwritten")
+            await _until_processed(
+                lambda items: self.dynamodb.batch_write_item(RequestItems=items),
+                request,
+                "UnprocessedItems",
+                "items unwritten",
+            )
 
     async def delete(self, key: str) -> dict[str, str] | None:
         """Remove an item; what it held, or None when there was none."""
@@ -642,13 +651,13 @@ class Table:
 
 
 async def _until_processed(
-    call: Callable[..., Awaitable[Any]], request: dict[str, Any], leftover: str, what: str
+    call: Callable[[Any], Awaitable[Any]], request: dict[str, Any], leftover: str, what: str
 ) -> list[Any]:
     """Call a batch API again (backing off) for what DynamoDB left unprocessed, as it
     does when throttled: every response, or an error after 5 tries."""
     responses: list[Any] = []
     for attempt in range(5):
-        response = await call(RequestItems=request)
+        response = await call(request)
         responses.append(response)
         request = dict(response.get(leftover) or {})
         if not request:

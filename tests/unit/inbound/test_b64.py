@@ -26,7 +26,7 @@ def outcome(decode: object, data: bytes | memoryview) -> tuple[str, bytes | str]
         return type(exc).__name__, str(exc)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(head=HOSTILE, inside=HOSTILE, at=st.integers(0, len(BODY)), tail=HOSTILE)
 def test_large_hostile_bodies_decode_exactly_as_binascii_does(
     head: bytes, inside: bytes, at: int, tail: bytes
