@@ -33,6 +33,19 @@ async def concurrently(calls: list[Any]) -> list[Any]:
     return results
 
 
+async def received(aws: AwsClients, queue: str, count: int) -> list[str]:
+    """Receipt handles of `count` messages put on the queue and received."""
+    for i in range(count):
+        await aws.sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}")
+    handles: list[str] = []
+    while len(handles) < count:
+        response = await aws.sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60
+        )
+        handles += [m["ReceiptHandle"] for m in response.get("Messages", [])]
+    return handles
+
+
 @pytest.fixture
 async def queue(aws: AwsClients, provisioned: Settings) -> str:
     return await aws.queues.url(provisioned.app_queue("app1"))
@@ -74,14 +87,7 @@ async def test_a_refused_entry_fails_alone_with_the_single_call_error(
 
 
 async def test_concurrent_deletes_are_one_request(aws: AwsClients, queue: str) -> None:
-    for i in range(8):
-        await aws.sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}")
-    handles: list[str] = []
-    while len(handles) < 8:
-        response = await aws.sqs.receive_message(
-            QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60
-        )
-        handles += [m["ReceiptHandle"] for m in response.get("Messages", [])]
+    handles = await received(aws, queue, 8)
     outbox = Outbox(aws.sqs)
     answers = await concurrently(
         [lambda h=h: outbox.delete_message(QueueUrl=queue, ReceiptHandle=h) for h in handles]
@@ -94,14 +100,7 @@ async def test_concurrent_deletes_are_one_request(aws: AwsClients, queue: str) -
 async def test_a_refused_delete_fails_alone_and_its_neighbours_are_deleted(
     aws: AwsClients, queue: str
 ) -> None:
-    for i in range(3):
-        await aws.sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}")
-    handles: list[str] = []
-    while len(handles) < 3:
-        response = await aws.sqs.receive_message(
-            QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60
-        )
-        handles += [m["ReceiptHandle"] for m in response.get("Messages", [])]
+    handles = await received(aws, queue, 3)
     outbox = Outbox(aws.sqs)
     answers = await concurrently(
         [
