@@ -158,11 +158,7 @@ class Endpoint:
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            _wait_or_kill(self.proc, 15)
         self._log.close()
 
 
@@ -306,11 +302,7 @@ class Worker:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            _wait_or_kill(self.proc, 20)
         self._log.close()
 
 
@@ -336,3 +328,12 @@ def workers(
             worker.terminate()
         for worker in started:
             worker.stop()
+
+
+def _wait_or_kill(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Give a process asked to stop `timeout` seconds to exit, then kill it."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
